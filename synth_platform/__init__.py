@@ -1,0 +1,3 @@
+"""Deterministic synthetic data worlds, delivered as history and live through Dagster."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,5 @@
+import sys
+
+from synth_platform.cli import main
+
+sys.exit(main())

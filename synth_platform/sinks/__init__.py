@@ -1,0 +1,1 @@
+"""One module per target; each is a ConfigurableResource with an idempotent write of a window."""

@@ -1,0 +1,1 @@
+"""Pure generators: (spec, seed, window) -> pyarrow tables. No Dagster, no I/O."""
