@@ -21,6 +21,26 @@ def run_window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
     return Window(tw.start, tw.end)
 
 
+# A live run writes one window of the open partition; the sensor that requests it sets these tags.
+LIVE_WINDOW_START_TAG = "synth/window_start"
+LIVE_WINDOW_END_TAG = "synth/window_end"
+
+
+def windows_to_write(context: dg.AssetExecutionContext, step_seconds: int) -> list[Window]:
+    """What a run writes: the tagged live window, else each day of the partition range (an open day only
+    up to its last closed step). Each returned window is replaced as a whole, in its own transaction."""
+    tags = context.run.tags
+    if LIVE_WINDOW_START_TAG in tags:
+        live = Window(
+            datetime.fromisoformat(tags[LIVE_WINDOW_START_TAG]), datetime.fromisoformat(tags[LIVE_WINDOW_END_TAG])
+        )
+        if not (run_window(context).start <= live.start and live.end <= run_window(context).end):
+            raise ValueError(f"live window {live} is outside partition {run_window(context)}")
+        return [live]
+    parts = (closed_part(day, step_seconds) for day in run_window(context).days())
+    return [p for p in parts if p is not None]
+
+
 def closed_part(day: Window, step_seconds: int, now: datetime | None = None) -> Window | None:
     """The part of a day whose step windows have already closed: an open day is written up to now,
     never into the future. None when not even the first step has closed."""

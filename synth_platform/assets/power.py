@@ -5,7 +5,14 @@ from datetime import UTC, datetime, timedelta
 import dagster as dg
 import sqlalchemy as sa
 
-from synth_platform.assets.common import Stopwatch, closed_part, daily_partitions, provenance, run_window
+from synth_platform.assets.common import (
+    Stopwatch,
+    closed_part,
+    daily_partitions,
+    provenance,
+    run_window,
+    windows_to_write,
+)
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.sql_schema import sql_table
 from synth_platform.specs import PlatformSpec
@@ -28,7 +35,7 @@ def database_kind(url: str) -> str:
     return {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(backend, backend)
 
 
-def write_power_day(db: DatabaseResource, spec: PowerSpec, seed: int, window: Window) -> tuple[int, int]:
+def write_power_window(db: DatabaseResource, spec: PowerSpec, seed: int, window: Window) -> tuple[int, int]:
     """Generate and replace one window of power_usage; returns (rows, bytes)."""
     data = power_usage(spec, seed, window)
     result = db.replace_window(USAGE_TABLE, data, "timestamp", window)
@@ -78,17 +85,15 @@ def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
     def power_usage_asset(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
         clock = Stopwatch()
         database.ensure_table(USAGE_TABLE)
-        days = run_window(context).days()
+        windows = windows_to_write(context, spec.usage.interval_seconds)
         rows = nbytes = 0
-        last = None
-        for i, day in enumerate(days, 1):
-            part = closed_part(day, spec.usage.interval_seconds)
-            if part is None:
-                context.log.info(f"[{i}/{len(days)}] {day.partition_key()}: no interval has closed yet")
-                continue
-            day_rows, day_bytes = write_power_day(database, spec, seed, part)
-            rows, nbytes, last = rows + day_rows, nbytes + day_bytes, part
-            context.log.info(f"[{i}/{len(days)}] {part}: {day_rows} rows ({rows / clock.seconds:,.0f} rows/s so far)")
+        for i, window in enumerate(windows, 1):
+            w_rows, w_bytes = write_power_window(database, spec, seed, window)
+            rows, nbytes = rows + w_rows, nbytes + w_bytes
+            context.log.info(
+                f"[{i}/{len(windows)}] {window}: {w_rows} rows ({rows / clock.seconds:,.0f} rows/s so far)"
+            )
+        last = windows[-1] if windows else None
         preview = power_usage(spec, seed, last).slice(0, 5) if last else None
         return dg.MaterializeResult(
             metadata=provenance(
@@ -100,7 +105,7 @@ def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
                 seconds=clock.seconds,
                 target=f"{database.redacted_url} table power_usage",
                 preview=preview,
-                days=dg.MetadataValue.int(len(days)),
+                windows=dg.MetadataValue.int(len(windows)),
             )  # fmt: skip
         )
 

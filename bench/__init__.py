@@ -1,0 +1,1 @@
+"""Benchmarks: each module's main() measures the project against a baseline in the same run."""
