@@ -21,6 +21,10 @@ def run_window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
     return Window(tw.start, tw.end)
 
 
+# Asset metadata key declaring a live stream's window length (its cadence from config). The live sensors are
+# built for every asset that carries it, so a new stream gets live delivery by declaring its cadence.
+LIVE_CADENCE_METADATA = "synth/live_cadence_seconds"
+
 # A live run writes one window of the open partition; the sensor that requests it sets these tags.
 LIVE_WINDOW_START_TAG = "synth/window_start"
 LIVE_WINDOW_END_TAG = "synth/window_end"

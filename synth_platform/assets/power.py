@@ -6,6 +6,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from synth_platform.assets.common import (
+    LIVE_CADENCE_METADATA,
     Stopwatch,
     closed_part,
     daily_partitions,
@@ -81,6 +82,7 @@ def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
         deps=[device_metadata],
         description="Power readings per device and interval from the load profile; one transaction per day.",
         name="power_usage",
+        metadata={LIVE_CADENCE_METADATA: spec.usage.interval_seconds},
     )
     def power_usage_asset(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
         clock = Stopwatch()
