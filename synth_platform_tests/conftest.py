@@ -59,8 +59,8 @@ def edit_yaml(file: Path, **changes: object) -> None:
 
 
 @pytest.fixture
-def instance(tmp_path: Path) -> dg.DagsterInstance:
-    with dg.instance_for_test(temp_dir=str(tmp_path / "dagster")) as inst:
+def instance() -> dg.DagsterInstance:
+    with dg.instance_for_test() as inst:
         yield inst
 
 
