@@ -1,5 +1,6 @@
 """Power world wiring: device_metadata, daily power_usage, its checks, and the retention job."""
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
@@ -14,7 +15,8 @@ from synth_platform.assets.common import (
     run_window,
     windows_to_write,
 )
-from synth_platform.sinks.database import DatabaseResource
+from synth_platform.pipelining import prefetched
+from synth_platform.sinks.database import DatabaseResource, WriteResult
 from synth_platform.sinks.sql_schema import sql_table
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
@@ -36,11 +38,13 @@ def database_kind(url: str) -> str:
     return {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(backend, backend)
 
 
-def write_power_window(db: DatabaseResource, spec: PowerSpec, seed: int, window: Window) -> tuple[int, int]:
-    """Generate and replace one window of power_usage; returns (rows, bytes)."""
-    data = power_usage(spec, seed, window)
-    result = db.replace_window(USAGE_TABLE, data, "timestamp", window)
-    return result.rows, result.bytes
+def write_power_windows(
+    db: DatabaseResource, spec: PowerSpec, seed: int, windows: list[Window]
+) -> Iterator[tuple[Window, WriteResult]]:
+    """Replace each window of power_usage in its own transaction, generating the next while writing."""
+    db.ensure_table(USAGE_TABLE)
+    for window, data in prefetched(lambda w: power_usage(spec, seed, w), windows):
+        yield window, db.replace_window(USAGE_TABLE, data, "timestamp", window)
 
 
 def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
@@ -86,14 +90,12 @@ def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
     )
     def power_usage_asset(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
         clock = Stopwatch()
-        database.ensure_table(USAGE_TABLE)
         windows = windows_to_write(context, spec.usage.interval_seconds)
         rows = nbytes = 0
-        for i, window in enumerate(windows, 1):
-            w_rows, w_bytes = write_power_window(database, spec, seed, window)
-            rows, nbytes = rows + w_rows, nbytes + w_bytes
+        for i, (window, result) in enumerate(write_power_windows(database, spec, seed, windows), 1):
+            rows, nbytes = rows + result.rows, nbytes + result.bytes
             context.log.info(
-                f"[{i}/{len(windows)}] {window}: {w_rows} rows ({rows / clock.seconds:,.0f} rows/s so far)"
+                f"[{i}/{len(windows)}] {window}: {result.rows} rows, {rows / clock.seconds:,.0f} rows/s so far"
             )
         last = windows[-1] if windows else None
         preview = power_usage(spec, seed, last).slice(0, 5) if last else None

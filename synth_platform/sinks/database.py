@@ -159,6 +159,14 @@ class DatabaseResource(dg.ConfigurableResource):
             _executemany(conn, table, data)
 
 
+def render_csv(batch: pa.RecordBatch | pa.Table) -> memoryview:
+    """CSV text for COPY: NULL is an empty unquoted field, timestamps carry their UTC offset."""
+    columns = [_timestamp_text(c, "%Y-%m-%d %H:%M:%S%z") if pa.types.is_timestamp(c.type) else c for c in batch.columns]
+    buf = io.BytesIO()
+    pacsv.write_csv(pa.table(columns, names=batch.schema.names), buf, pacsv.WriteOptions(include_header=False))
+    return buf.getbuffer()
+
+
 def _copy_postgres(conn: sa.Connection, table: sa.Table, data: pa.Table) -> None:
     prep = conn.dialect.identifier_preparer
     cols = ", ".join(prep.quote(c.name) for c in table.columns)
@@ -166,9 +174,7 @@ def _copy_postgres(conn: sa.Connection, table: sa.Table, data: pa.Table) -> None
     cursor = conn.connection.driver_connection.cursor()
     with cursor.copy(sql) as copy:
         for batch in data.to_batches(_COPY_BATCH_ROWS):
-            buf = io.BytesIO()
-            pacsv.write_csv(batch, buf, pacsv.WriteOptions(include_header=False))
-            copy.write(buf.getbuffer())
+            copy.write(render_csv(batch))
 
 
 def _executemany(conn: sa.Connection, table: sa.Table, data: pa.Table) -> None:
@@ -185,5 +191,15 @@ def _executemany(conn: sa.Connection, table: sa.Table, data: pa.Table) -> None:
 def _python_values(column: pa.Array) -> list[Any]:
     # Timestamps go as UTC text: the drivers would otherwise drop or mangle the zone.
     if pa.types.is_timestamp(column.type):
-        column = pc.strftime(column.cast(pa.timestamp("us", tz="UTC")), _SQL_TIMESTAMP)
+        column = _timestamp_text(column, _SQL_TIMESTAMP)
     return column.to_pylist()
+
+
+def _timestamp_text(column: pa.Array | pa.ChunkedArray, fmt: str) -> pa.Array:
+    """Format each distinct timestamp once: time series repeat a timestamp per entity, and strftime is
+    the slowest step of rendering rows."""
+    utc = column.cast(pa.timestamp("us", tz="UTC"))
+    if isinstance(utc, pa.ChunkedArray):
+        utc = utc.combine_chunks()
+    encoded = pc.dictionary_encode(utc)
+    return pc.take(pc.strftime(encoded.dictionary, fmt), encoded.indices)
