@@ -1,0 +1,136 @@
+"""Column values during evaluation: a Python scalar (one value for every row) or a numpy array of the batch.
+
+Strings and mixed values live in object arrays, numbers in int64/float64/bool arrays, datetimes in
+datetime64[us] (UTC, naive), dates in datetime64[D], durations in timedelta64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+Value = Any  # a Python scalar or an np.ndarray of the batch length
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+
+# `type:` values of table-faker (pandas dtypes) and Arrow/SQL spellings -> Arrow types.
+ARROW_TYPES: dict[str, pa.DataType] = {
+    **dict.fromkeys(["string", "str", "object", "category", "text", "utf8"], pa.string()),
+    **dict.fromkeys(["int", "int64", "Int64", "long", "bigint", "integer"], pa.int64()),
+    **dict.fromkeys(["int32", "Int32"], pa.int32()),
+    **dict.fromkeys(["int16", "Int16"], pa.int16()),
+    **dict.fromkeys(["int8", "Int8"], pa.int8()),
+    **dict.fromkeys(["float", "float64", "Float64", "double"], pa.float64()),
+    **dict.fromkeys(["float32", "Float32"], pa.float32()),
+    **dict.fromkeys(["bool", "boolean"], pa.bool_()),
+    **dict.fromkeys(["date", "date32"], pa.date32()),
+    **dict.fromkeys(["datetime", "datetime64", "datetime64[ns]", "datetime64[us]", "timestamp"], TIMESTAMP),
+}
+
+
+def numpy_scalar(value: Any) -> Any:
+    """datetime/date/timedelta scalars as numpy scalars, so they combine with arrays of the batch."""
+    if isinstance(value, datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return np.datetime64(value, "us")
+    if isinstance(value, date):
+        return np.datetime64(value, "D")
+    if isinstance(value, timedelta):
+        whole_days = not (value.seconds or value.microseconds)
+        return np.timedelta64(value.days, "D") if whole_days else np.timedelta64(value, "us")
+    return value
+
+
+def broadcast(value: Value, n: int) -> np.ndarray:
+    if isinstance(value, np.ndarray):
+        return value
+    value = numpy_scalar(value)
+    if isinstance(value, np.generic) or isinstance(value, bool | int | float) and not _too_big(value):
+        return np.full(n, value)
+    out = np.empty(n, dtype=object)
+    out[:] = [value] * n if isinstance(value, list | tuple | dict) else value
+    return out
+
+
+def _too_big(value: int | float | bool) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63
+
+
+def objects(value: Value, n: int) -> list[Any]:
+    """Python objects per row (for per-row calls): datetime64 become datetime/date, numbers int/float."""
+    if not isinstance(value, np.ndarray):
+        return [value] * n
+    if value.dtype.kind == "M" and value.dtype != np.dtype("datetime64[D]"):
+        value = value.astype("datetime64[us]")
+    return value.tolist()
+
+
+def from_objects(values: Sequence[Any]) -> np.ndarray:
+    """The tightest array for Python values: numbers, datetimes and dates get numpy dtypes, the rest object."""
+    kinds = {type(v) for v in values}
+    if kinds and kinds <= {bool, np.bool_}:
+        return np.asarray(values, dtype=bool)
+    if kinds and kinds <= {int, np.int64} and all(-(2**63) <= v < 2**63 for v in values):
+        return np.asarray(values, dtype=np.int64)
+    if kinds and kinds <= {int, float, np.int64, np.float64}:
+        return np.asarray(values, dtype=np.float64)
+    if kinds and all(issubclass(k, datetime) for k in kinds):
+        return np.array([numpy_scalar(v) for v in values], dtype="datetime64[us]")
+    if kinds and all(issubclass(k, date) and not issubclass(k, datetime) for k in kinds):
+        return np.array(values, dtype="datetime64[D]")
+    out = np.empty(len(values), dtype=object)
+    out[:] = list(values)
+    return out
+
+
+def elementwise(fn: Callable[..., Any], args: Sequence[Value], n: int, kwargs: dict[str, Value] | None = None) -> Value:
+    """Apply a Python function row by row; with only constant arguments it is called once."""
+    kwargs = kwargs or {}
+    if not any(isinstance(a, np.ndarray) for a in (*args, *kwargs.values())):
+        return fn(*args, **kwargs)
+    columns = [objects(a, n) for a in args]
+    named = {k: objects(v, n) for k, v in kwargs.items()}
+    return from_objects([fn(*(c[i] for c in columns), **{k: v[i] for k, v in named.items()}) for i in range(n)])
+
+
+def truthy(value: Value) -> Value:
+    if not isinstance(value, np.ndarray):
+        return bool(value)
+    if value.dtype == bool:
+        return value
+    if value.dtype.kind in "iuf":
+        return value != 0
+    return np.frompyfunc(bool, 1, 1)(value).astype(bool)
+
+
+def to_arrow(values: Value, n: int, null_mask: np.ndarray | None, arrow_type: pa.DataType | None) -> pa.Array:
+    """Arrow array of the batch; None values and `null_mask` rows become nulls. Without a declared type the
+    type is inferred; values Arrow cannot hold become their str()."""
+    values = broadcast(values, n)
+    mask = null_mask  # None in object arrays becomes null as well
+    if values.dtype.kind == "M" and values.dtype != np.dtype("datetime64[D]"):
+        values = values.astype("datetime64[us]")
+    try:
+        array = pa.array(values, mask=mask, from_pandas=False)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        array = pa.array([None if v is None else str(v) for v in values], pa.string(), mask=mask)
+    if pa.types.is_timestamp(array.type) and array.type.tz is None:
+        array = array.cast(TIMESTAMP)
+    if arrow_type is not None and array.type != arrow_type:
+        array = cast(array, arrow_type)
+    return array
+
+
+def cast(array: pa.Array, arrow_type: pa.DataType) -> pa.Array:
+    if pa.types.is_null(array.type):
+        return pa.nulls(len(array), arrow_type)
+    if pa.types.is_string(arrow_type) and (pa.types.is_timestamp(array.type) or pa.types.is_date(array.type)):
+        return pa.array([None if v is None else str(v) for v in array.to_pylist()], pa.string())
+    if pa.types.is_integer(arrow_type) and pa.types.is_floating(array.type):
+        return array.cast(arrow_type, safe=False)  # as pandas' astype(int): truncate
+    return array.cast(arrow_type)
