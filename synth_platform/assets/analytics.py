@@ -1,0 +1,313 @@
+"""Analytics wiring: `meter_minutes` (meter files folded into the database), `top_devices` and `device_histograms`
+(daily, downstream of the streams), the Tinybird pipe pulled into the database, and the `query_load_test` job."""
+
+from datetime import UTC, datetime, timedelta
+
+import dagster as dg
+import sqlalchemy as sa
+
+from synth_platform.analytics import loadtest, plots, report, transfer
+from synth_platform.analytics.meter_minutes import (
+    METER_MINUTES_SCHEMA,
+    METER_POWER,
+    METER_VOLTAGE,
+    combine,
+    fold_readings,
+)
+from synth_platform.analytics.queries import POWER_USAGE, Feature
+from synth_platform.analytics.results import histogram_table, top_table
+from synth_platform.assets.common import Stopwatch, daily_partitions, markdown_preview, provenance, run_window
+from synth_platform.assets.meters import day_manifests, read_table
+from synth_platform.assets.power import database_kind
+from synth_platform.resources import data_dir
+from synth_platform.sinks.database import DatabaseResource
+from synth_platform.sinks.files import BucketResource
+from synth_platform.sinks.sql_schema import sql_table
+from synth_platform.sinks.tinybird import TinybirdResource
+from synth_platform.specs import PlatformSpec
+from synth_platform.specs.analytics import AnalyticsSpec
+from synth_platform.specs.loader import spec_hash
+from synth_platform.specs.meters import MetersSpec
+from synth_platform.world import seeding
+from synth_platform.world.meter_ids import id_numbers, id_strings
+from synth_platform.world.windows import Window
+
+LOAD_TEST_JOB = "query_load_test"
+METER_MINUTES = METER_POWER.table_name
+
+
+def markdown(table, empty: str = "_no readings in this window_") -> str:
+    return markdown_preview(table, table.num_rows) if table.num_rows else empty
+
+
+def streams(platform: PlatformSpec) -> tuple[list[Feature], list[dg.AssetKey]]:
+    """The features the enabled domains deliver to the database, and the assets that deliver them."""
+    features, upstream = [], []
+    if platform.get("power") is not None:
+        features.append(POWER_USAGE)
+        upstream.append(dg.AssetKey("power_usage"))
+    if platform.get("meters") is not None:
+        features += [METER_POWER, METER_VOLTAGE]
+        upstream.append(dg.AssetKey(METER_MINUTES))
+    return features, upstream
+
+
+def _meter_minutes(platform: PlatformSpec, kinds: set[str]) -> dg.AssetsDefinition:
+    spec: MetersSpec = platform.get("meters")
+    seed = platform.world.seed
+    table = sql_table(METER_MINUTES, METER_MINUTES_SCHEMA, primary_key=["device_id", "minute"], indexes=[["minute"]])
+
+    @dg.asset(
+        name=METER_MINUTES,
+        group_name="analytics",
+        kinds=kinds,
+        partitions_def=daily_partitions(platform.world),
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        deps=[dg.AssetKey("meter_readings")],
+        description="The delivered meter files of each day folded into one row per meter and minute (readings, "
+        "zero readings, max power and voltage and when they happened), so SQL analytics can rank meters.",
+    )
+    def meter_minutes(
+        context: dg.AssetExecutionContext, bucket: BucketResource, database: DatabaseResource
+    ) -> dg.MaterializeResult:
+        clock = Stopwatch()
+        ids = id_strings(id_numbers(seed, spec.fleet.count, spec.fleet.id_format), spec.fleet.id_format)
+        database.ensure_table(table)
+        rows = nbytes = files = 0
+        data = None
+        for day in run_window(context).days():
+            _, manifests, _ = day_manifests(bucket, day)
+            names = [prefix + f["name"] for prefix, body in manifests for f in body["files"]]
+            data = combine([fold_readings(read_table(bucket, name)) for name in names], ids)
+            result = database.replace_window(table, data, "minute", day)
+            rows, nbytes, files = rows + result.rows, nbytes + result.bytes, files + len(names)
+            context.log.info(f"{day.partition_key()}: {len(names)} files -> {result.rows} meter-minutes")
+        return dg.MaterializeResult(
+            metadata=provenance(
+                seed=seed, spec_hash=spec_hash(spec, seed), window=run_window(context), rows=rows, nbytes=nbytes,
+                seconds=clock.seconds, target=f"{database.redacted_url} table {METER_MINUTES}", preview=data,
+                files_read=dg.MetadataValue.int(files),
+            )
+        )  # fmt: skip
+
+    return meter_minutes
+
+
+def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
+    spec: AnalyticsSpec = platform.get("analytics")
+    features, upstream = streams(platform)
+    partitions = daily_partitions(platform.world)
+    kinds = {database_kind(database_url)}
+    power = platform.get("power")
+
+    def present(database: DatabaseResource) -> list[Feature]:
+        return [f for f in features if report.has_table(database, f.table_name)]
+
+    daily = {
+        "group_name": "analytics",
+        "kinds": kinds,
+        "partitions_def": partitions,
+        "backfill_policy": dg.BackfillPolicy.single_run(),
+        "deps": upstream,
+    }
+
+    @dg.asset(
+        **daily,
+        description=f"Top {spec.top_n} devices per feature by their maximum reading (and when it happened): all "
+        "time, past hour, past minute and each day of the run, computed in SQL.",
+    )
+    def top_devices(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+        clock = Stopwatch()
+        days = run_window(context).days()
+        metadata: dict[str, object] = {}
+        for feature in present(database):
+            end = report.anchor(database, feature, spec.relative_to)
+            sections = []
+            for name, window in report.named_windows(end, days):
+                rows = report.top_devices(database, feature, window, spec.top_n)
+                title = f"**{name}**" + (f" `{window}`" if window else "")
+                sections.append(f"{title}\n\n{markdown(top_table(rows))}")
+            metadata[f"top_{feature.name}"] = dg.MetadataValue.md("\n\n".join(sections))
+            context.log.info(f"{feature.name}: top {spec.top_n} in {len(sections)} windows")
+        return dg.MaterializeResult(
+            metadata={
+                **metadata,
+                "top_n": dg.MetadataValue.int(spec.top_n),
+                "relative_to": dg.MetadataValue.text(spec.relative_to),
+                "window": dg.MetadataValue.text(str(run_window(context))),
+                "duration_s": dg.MetadataValue.float(round(clock.seconds, 3)),
+                "target": dg.MetadataValue.text(database.redacted_url),
+            }
+        )
+
+    @dg.asset(
+        **daily,
+        description="Per device over the run's days: readings per value bucket (edges from config/analytics.yaml) "
+        "and status (reported vs missing intervals); the hourly load profile per building type as a plot.",
+    )
+    def device_histograms(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
+        clock = Stopwatch()
+        window = run_window(context)
+        metadata: dict[str, object] = {}
+        for feature in present(database):
+            devices = [r[0] for r in database.query("SELECT device_id FROM device_metadata")] if (
+                feature is POWER_USAGE and report.has_table(database, "device_metadata")) else []  # fmt: skip
+            h = report.histograms(database, feature, window, spec.histogram_edges[feature.name], devices)
+            readings = sum(sum(c) for c in h.values.values())
+            if readings != h.rows:
+                raise RuntimeError(f"{feature.name}: histogram holds {readings} readings, the window {h.rows}")
+            metadata[f"histogram_{feature.name}"] = dg.MetadataValue.md(
+                markdown(histogram_table(h.labels, h.values, h.status, h.intervals))
+            )
+            metadata[f"{feature.name}_readings"] = dg.MetadataValue.int(h.rows)
+            metadata[f"{feature.name}_intervals"] = dg.MetadataValue.int(h.intervals)
+        if POWER_USAGE in present(database) and report.has_table(database, "device_metadata"):
+            metadata.update(_load_profile(database, window, 3600 / power.usage.interval_seconds))
+        metadata["window"] = dg.MetadataValue.text(str(window))
+        metadata["duration_s"] = dg.MetadataValue.float(round(clock.seconds, 3))
+        return dg.MaterializeResult(metadata=metadata)
+
+    assets = [top_devices, device_histograms]
+    if platform.get("meters") is not None:
+        assets.append(_meter_minutes(platform, kinds))
+    definitions = [dg.Definitions(assets=assets)]
+    definitions.append(_transfer(platform, spec, kinds))
+    definitions.append(_load_test(platform, spec, features))
+    return dg.Definitions.merge(*definitions)
+
+
+def _load_profile(database: DatabaseResource, window: Window, per_hour: float) -> dict[str, object]:
+    profile = report.hourly_profile(database, POWER_USAGE, window, scale=per_hour)
+    if not profile:
+        return {}
+    png = plots.load_profile_png(profile, "mean power (kW)")
+    path = data_dir() / "analytics" / f"load_profile_{window.start:%Y%m%d}_{window.end:%Y%m%d}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(png)
+    return {
+        "load_profile": dg.MetadataValue.md(plots.markdown_image(png, "hourly load profile per building type")),
+        "load_profile_png": dg.MetadataValue.path(str(path)),
+    }
+
+
+def _watermark(context: dg.AssetExecutionContext, spec: AnalyticsSpec) -> datetime | None:
+    """The newest event time pulled so far, from the asset's last materialization (if it pulled the same pipe)."""
+    event = context.instance.get_latest_materialization_event(context.asset_key)
+    if event is None or event.asset_materialization is None:
+        return None
+    meta = event.asset_materialization.metadata
+    same = meta.get("pipe") and meta["pipe"].value == spec.transfer.pipe
+    value = meta.get("watermark")
+    return datetime.fromisoformat(value.value) if same and value and value.value else None
+
+
+def _transfer(platform: PlatformSpec, spec: AnalyticsSpec, kinds: set[str]) -> dg.Definitions:
+    cfg = spec.transfer
+
+    @dg.asset(
+        name=cfg.table,
+        group_name="analytics",
+        kinds=kinds | {"tinybird"},
+        deps=[dg.AssetKey("estore_events")] if platform.get("estore") is not None else [],
+        description=f"Tinybird pipe `{cfg.pipe}` pulled into table `{cfg.table}`: incremental on `{cfg.time_column}` "
+        f"(watermark in this asset's metadata), {cfg.page_size} rows per page, upserted on {cfg.key}.",
+    )
+    def pulled(context: dg.AssetExecutionContext, database: DatabaseResource, tinybird: TinybirdResource):
+        clock = Stopwatch()
+        watermark = _watermark(context, spec)
+        if watermark and not report.has_table(database, cfg.table):
+            context.log.warning(f"table {cfg.table} is gone: pulling from {cfg.start} again")
+            watermark = None
+        meta: dict[str, object] = {"pipe": dg.MetadataValue.text(cfg.pipe)}
+        if tinybird.uses_outbox:
+            context.log.warning("no TINYBIRD_TOKEN: there is no Tinybird endpoint to pull from; nothing pulled")
+            meta["watermark"] = dg.MetadataValue.text(watermark.isoformat() if watermark else "")
+            meta["skipped"] = dg.MetadataValue.text("no Tinybird token (outbox mode)")
+            return dg.MaterializeResult(metadata=meta)
+        result = transfer.pull(tinybird, database, cfg, watermark)
+        count = sa.select(sa.func.count()).select_from(sa.table(cfg.table))
+        total = database.scalar(count) if report.has_table(database, cfg.table) else 0
+        context.log.info(f"{result.rows} rows in {result.pages} pages from {result.start} to {result.end}")
+        meta.update(
+            {
+                "watermark": dg.MetadataValue.text(result.watermark.isoformat() if result.watermark else ""),
+                "pulled_from": dg.MetadataValue.text(result.start.isoformat()),
+                "pulled_until": dg.MetadataValue.text(result.end.isoformat()),
+                "rows": dg.MetadataValue.int(result.rows),
+                "pages": dg.MetadataValue.int(result.pages),
+                "table_rows": dg.MetadataValue.int(int(total or 0)),
+                "duration_s": dg.MetadataValue.float(round(clock.seconds, 3)),
+                "target": dg.MetadataValue.text(f"{database.redacted_url} table {cfg.table}"),
+                "source": dg.MetadataValue.text(f"{tinybird.api_url} pipe {cfg.pipe}"),
+            }
+        )
+        return dg.MaterializeResult(metadata=meta)
+
+    return dg.Definitions(assets=[pulled])
+
+
+def _load_test(platform: PlatformSpec, spec: AnalyticsSpec, features: list[Feature]) -> dg.Definitions:
+    cfg = spec.load_test
+    seed = platform.world.seed
+
+    @dg.op(
+        description=f"Bounded query load per target ({cfg.targets}): {cfg.concurrency} in flight, "
+        f"{cfg.requests_per_second:g} req/s, at most {cfg.duration_seconds:g}s and {cfg.max_requests} requests."
+    )
+    def run_query_load(context: dg.OpExecutionContext, database: DatabaseResource, tinybird: TinybirdResource):
+        results: list[loadtest.LoadResult] = []
+        skipped: dict[str, str] = {}
+        run_seed = int(seeding.stream_key(seed, "loadtest", context.run_id))  # new draws each run
+        for target in cfg.targets:
+            if target == "database":
+                if not features or not report.has_table(database, features[0].table_name):
+                    skipped[target] = "no delivered readings in the database"
+                    continue
+                loadtest.require_loopback("database", database.url, cfg.allow_remote)
+                request = loadtest.database_requests(database, features[0], run_seed)
+            else:
+                if tinybird.uses_outbox:
+                    skipped[target] = "no TINYBIRD_TOKEN (outbox mode)"
+                    continue
+                loadtest.require_loopback("tinybird", tinybird.api_url, cfg.allow_remote)
+                once = TinybirdResource(api_url=tinybird.api_url, token=tinybird.token, outbox_dir=tinybird.outbox_dir,
+                                        max_attempts=1, timeout_seconds=30)  # fmt: skip
+                request = loadtest.tinybird_requests(once, spec.transfer.pipe, _pipe_span(once, spec), run_seed)
+            context.log.info(f"loading {target} ...")
+            result = loadtest.run_load(target, request, cfg)
+            context.log.info(f"{target}: {result.summary()}")
+            results.append(result)
+        return dg.Output(None, metadata=_load_metadata(results, skipped))
+
+    @dg.job(name=LOAD_TEST_JOB, description="Query latency of the database and Tinybird under a bounded load.")
+    def query_load_test() -> None:
+        run_query_load()
+
+    return dg.Definitions(jobs=[query_load_test])
+
+
+def _pipe_span(tinybird: TinybirdResource, spec: AnalyticsSpec) -> Window:
+    """From the pipe's first event (its rows come in time order) to now; the last day when it is empty."""
+    now = datetime.now(UTC)
+    first = tinybird.query_pipe(spec.transfer.pipe, {"limit": 1}).get("data", [])
+    start = transfer.parse_time(first[0][spec.transfer.time_column]) if first else now - timedelta(days=1)
+    return Window(min(start, now - timedelta(minutes=1)), now)
+
+
+def _load_metadata(results: list[loadtest.LoadResult], skipped: dict[str, str]) -> dict[str, object]:
+    meta: dict[str, object] = {}
+    lines = ["| target | requests | errors | p50 ms | p95 ms | p99 ms | throughput req/s | seconds |", "|" + "---|" * 8]
+    for r in results:
+        s = r.summary()
+        lines.append(f"| {r.target} | " + " | ".join(str(v) for v in s.values()) + " |")
+        for name, value in s.items():
+            meta[f"{r.target}/{name}"] = dg.MetadataValue.float(float(value)) if isinstance(value, float) else (
+                dg.MetadataValue.int(int(value)))  # fmt: skip
+        if r.error_samples:
+            meta[f"{r.target}/error_samples"] = dg.MetadataValue.md("\n".join(f"- `{e}`" for e in r.error_samples))
+    lines += [f"| {t} | skipped: {why} |" + " |" * 6 for t, why in skipped.items()]
+    meta["summary"] = dg.MetadataValue.md("\n".join(lines))
+    if any(r.latencies_ms for r in results):
+        png = plots.latency_png({r.target: r.latencies_ms for r in results})
+        meta["latency_plot"] = dg.MetadataValue.md(plots.markdown_image(png, "latency per target"))
+    return meta
