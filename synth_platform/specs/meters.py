@@ -1,0 +1,114 @@
+"""config/meters.yaml: the smart-meter fleet, its readings and how they are laid out as files in the bucket.
+
+Meter i is device i of the power world, so the meters spec carries the power spec (config/power.yaml) even when
+the power domain is not switched on: building types, load profiles and regions come from there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import pydantic
+
+from synth_platform.specs.loader import Spec, SpecError, load, parse, read_yaml
+from synth_platform.specs.power import PowerSpec
+
+IdFormat = Literal["mac", "mac8"]
+FileFormat = Literal["ndjson", "ndjson.gz", "parquet"]
+
+
+class Fleet(Spec):
+    count: int = pydantic.Field(100, ge=1, le=10_000_000, description="Meters; meter i is power-world device i")
+    id_format: IdFormat = pydantic.Field(
+        "mac", description="mac: AA:BB:CC:DD:EE:FF from a 48-bit space; mac8: MAC%08d (WattIf compatible)"
+    )
+
+
+class Voltage(Spec):
+    nominal: float = pydantic.Field(230.0, ge=100, le=480, description="Nominal voltage in V")
+    meter_sd: float = pydantic.Field(1.5, ge=0, le=10, description="Spread of a meter's own offset, V")
+    reading_jitter: float = pydantic.Field(0.6, ge=0, le=10, description="Per-reading jitter amplitude, V")
+
+
+class Faults(Spec):
+    gap_probability: float = pydantic.Field(
+        0.0, ge=0, le=1, description="Chance a meter is offline for one stretch of a day (its readings are missing)"
+    )
+    gap_minutes: tuple[int, int] = pydantic.Field((5, 180), description="[shortest, longest] offline stretch")
+    zero_probability: float = pydantic.Field(
+        0.0, ge=0, le=0.5, description="Chance a reading reports zero power and energy (quality=zero)"
+    )
+
+    @pydantic.field_validator("gap_minutes")
+    @classmethod
+    def _range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1] <= 1440:
+            raise ValueError("must be [low, high] minutes with 1 <= low <= high <= 1440")
+        return v
+
+    @property
+    def any(self) -> bool:
+        return self.gap_probability > 0 or self.zero_probability > 0
+
+
+class Output(Spec):
+    format: FileFormat = pydantic.Field("ndjson.gz", description="ndjson, ndjson.gz or parquet")
+    layout: Literal["parts", "per_meter"] = pydantic.Field(
+        "parts", description="parts: part files of meters_per_part meters; per_meter: one file per meter"
+    )
+    record: Literal["meter", "wattif"] = pydantic.Field(
+        "meter",
+        description='meter: timestamp, meter_id, power_kw, energy_kwh, voltage; wattif: {"timestamp", '
+        '"reading"} (one file per meter)',
+    )
+    meters_per_part: int = pydantic.Field(1000, ge=1, le=1_000_000)
+    max_part_mb: float = pydantic.Field(256.0, gt=0, description="A part larger than this continues in the next")
+    gzip_level: int = pydantic.Field(1, ge=1, le=9, description="Fast by default; the readings compress well")
+
+    @pydantic.model_validator(mode="after")
+    def _wattif_per_meter(self) -> Output:
+        if self.record == "wattif" and self.layout != "per_meter":
+            raise ValueError("record: wattif has no meter_id, so it needs layout: per_meter")
+        return self
+
+
+class MetersSpec(Spec):
+    fleet: Fleet = Fleet()
+    interval_seconds: int = pydantic.Field(10, description="One reading per meter per interval; divides 3600")
+    voltage: Voltage = Voltage()
+    faults: Faults = Faults()
+    output: Output = Output()
+    live_slice_minutes: int = pydantic.Field(10, ge=1, le=1440, description="Length of a live window (one slice)")
+    agreement_sample: int = pydantic.Field(20, ge=1, le=1000, description="Meters compared with power_usage")
+    retention_days: int = pydantic.Field(30, ge=1, description="Days of readings kept in the bucket")
+    # Filled from config/power.yaml by the loader, never from meters.yaml.
+    power: PowerSpec = PowerSpec()
+
+    @pydantic.field_validator("interval_seconds")
+    @classmethod
+    def _divides_hour(cls, v: int) -> int:
+        if v < 1 or 3600 % v:
+            raise ValueError("must be a whole number of seconds that divides 3600 (e.g. 10, 15, 60, 900)")
+        return v
+
+    @pydantic.model_validator(mode="after")
+    def _slices_hold_readings(self) -> MetersSpec:
+        if self.live_slice_seconds % self.interval_seconds:
+            raise ValueError("live_slice_minutes must be a whole number of reading intervals")
+        if 86_400 % self.live_slice_seconds:
+            raise ValueError("live_slice_minutes must divide a day (e.g. 1, 5, 10, 15, 30, 60)")
+        return self
+
+    @property
+    def live_slice_seconds(self) -> int:
+        return self.live_slice_minutes * 60
+
+
+def load_meters(config_dir: Path) -> MetersSpec:
+    file = config_dir / "meters.yaml"
+    data = read_yaml(file) or {}
+    if isinstance(data, dict) and "power" in data:
+        raise SpecError(file, [("power", "unknown key (the devices and load profile come from power.yaml)")])
+    spec = parse(MetersSpec, data, file)
+    return spec.model_copy(update={"power": load(PowerSpec, config_dir / "power.yaml")})

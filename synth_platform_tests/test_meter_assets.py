@@ -1,0 +1,187 @@
+"""The smart-meter assets through Dagster: files in a local folder and in GCS (emulator), checks, live slices."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+import orjson
+import pytest
+
+from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
+from synth_platform.assets.meters import write_readings_window
+from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.sinks.files import MANIFEST, BucketResource
+from synth_platform.specs import load_platform
+from synth_platform.specs.meters import load_meters
+from synth_platform.world.meter_ids import id_numbers
+from synth_platform.world.meters import expected_rows
+from synth_platform.world.windows import Window
+from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.gcs_emulator import fail_uploads, gcs_bucket_url, gcs_host  # noqa: F401
+
+DAYS = ["2026-03-01", "2026-03-02"]
+CHECKS = "meter_checks"
+METERS = 12
+READING_CHECKS = ("manifest_matches_objects", "row_count", "power_agreement")
+
+
+def make_defs(config_dir: Path, monkeypatch, bucket_url: str, domains=("meters",), **meters) -> dg.Definitions:
+    edit_yaml(config_dir / "world.yaml", domains=list(domains), start_date="2026-02-01")
+    edit_yaml(config_dir / "power.yaml", **{"devices.count": 8})
+    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": METERS, "interval_seconds": 60,
+                                             "output.meters_per_part": 5, **meters})  # fmt: skip
+    monkeypatch.setenv("SYNTH_BUCKET_URL", bucket_url)
+    defs = build_definitions(load_platform(config_dir))
+    keys = [dg.AssetCheckKey(dg.AssetKey("meter_readings"), n) for n in READING_CHECKS]
+    checks = dg.define_asset_job(CHECKS, selection=dg.AssetSelection.checks(*keys))
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[checks]))
+
+
+def run(defs, instance, first: str, last: str | None = None, job: str = MAIN_JOB, tags=None, **kw):
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first,
+            **(tags or {})}  # fmt: skip
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, **kw)
+
+
+def checks_of(result) -> dict[str, bool]:
+    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
+
+
+def snapshot(bucket: BucketResource, prefix: str = "meter_readings/") -> dict[str, str]:
+    return {n: hashlib.sha256(bucket.read_bytes(n)).hexdigest() for n in sorted(bucket.list(prefix))}
+
+
+@pytest.fixture
+def local_url(tmp_path: Path) -> str:
+    return str(tmp_path / "bucket")
+
+
+def test_range_run_writes_daily_parts_with_manifests(config_dir, monkeypatch, instance, local_url):
+    defs = make_defs(config_dir, monkeypatch, local_url)
+    result = run(defs, instance, DAYS[0], DAYS[1])
+    assert result.success
+    bucket = BucketResource(url=local_url)
+    names = sorted(bucket.list("meter_readings/"))
+    assert names == [
+        f"meter_readings/dt={d}/{f}"
+        for d in DAYS
+        for f in (MANIFEST, "part-00000.ndjson.gz", "part-00001.ndjson.gz", "part-00002.ndjson.gz")
+    ]
+    platform = load_platform(config_dir)
+    for day in DAYS:
+        manifest = bucket.manifest(f"meter_readings/dt={day}/")
+        assert manifest["rows"] == METERS * 1440 == expected_rows(platform.get("meters"), platform.world.seed,
+                                                                   Window.for_day(day))  # fmt: skip
+        assert [(f["first"], f["count"]) for f in manifest["files"]] == [(0, 5), (5, 5), (10, 2)]
+        lines = gzip.decompress(bucket.read_bytes(f"meter_readings/dt={day}/part-00002.ndjson.gz")).splitlines()
+        first, last = orjson.loads(lines[0]), orjson.loads(lines[-1])
+        assert len(lines) == 2 * 1440 and first["timestamp"] == f"{day}T00:00:00Z"
+        assert last["timestamp"] == f"{day}T23:59:00Z"
+        assert set(first) == {"timestamp", "meter_id", "power_kw", "energy_kwh", "voltage"}
+    meta = result.asset_materializations_for_node("meter_readings")[0].metadata
+    assert meta["rows"].value == 2 * METERS * 1440 and meta["files"].value == 6 and "preview" in meta
+    fleet = bucket.manifest("meter_fleet/")
+    assert fleet["rows"] == METERS
+    assert checks_of(result)["ids_unique"] is True
+    assert checks_of(run(defs, instance, DAYS[0], job=CHECKS)) == {
+        "manifest_matches_objects": True, "row_count": True, "power_agreement": True,
+    }  # fmt: skip
+
+
+def test_rematerializing_gives_the_same_bytes_and_removes_stale_files(config_dir, monkeypatch, instance, local_url):
+    defs = make_defs(config_dir, monkeypatch, local_url)
+    assert run(defs, instance, DAYS[0]).success
+    bucket = BucketResource(url=local_url)
+    before = snapshot(bucket)
+    stale = Path(local_url) / "meter_readings" / f"dt={DAYS[0]}" / "part-00009.ndjson.gz"
+    stale.write_bytes(b"left over")
+    assert checks_of(run(defs, instance, DAYS[0], job=CHECKS, raise_on_error=False))[
+        "manifest_matches_objects"] is False  # fmt: skip
+    assert run(defs, instance, DAYS[0]).success
+    assert snapshot(bucket) == before and not stale.exists()
+
+
+@pytest.mark.parametrize("file_format", ["ndjson", "ndjson.gz", "parquet"])
+def test_the_same_seed_and_day_give_the_same_bytes(file_format, config_dir, tmp_path):
+    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": METERS, "output.format": file_format,
+                                             "output.meters_per_part": 5})  # fmt: skip
+    spec = load_meters(config_dir)
+    ids = id_numbers(7, METERS)
+    buckets = [BucketResource(url=str(tmp_path / f"b{i}")) for i in range(2)]
+    for bucket in buckets:  # separate processes would do the same: nothing depends on run order or threads
+        write_readings_window(bucket, spec, 7, ids, Window.for_day(DAYS[1]), "h")
+    first, second = (snapshot(b) for b in buckets)
+    assert first == second and len(first) == 4
+    other = BucketResource(url=str(tmp_path / "other-seed"))
+    write_readings_window(other, spec, 8, id_numbers(8, METERS), Window.for_day(DAYS[1]), "h")
+    assert snapshot(other).keys() == first.keys() and snapshot(other) != first
+
+
+def test_agreement_with_power_usage_in_the_database(config_dir, monkeypatch, instance, local_url):
+    edit_yaml(config_dir / "power.yaml", **{"usage.interval_minutes": 20})
+    defs = make_defs(config_dir, monkeypatch, local_url, domains=("power", "meters"))
+    assert run(defs, instance, DAYS[0]).success
+    result = run(defs, instance, DAYS[0], job=CHECKS)
+    evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "power_agreement")
+    assert evaluation.passed
+    assert evaluation.metadata["meter_hours_compared"].value > 8 * 24 // 4
+    assert "table power_usage" in evaluation.metadata["source"].value
+    assert evaluation.metadata["max_abs_diff_kwh"].value <= 0.01
+
+
+def test_live_slices_then_the_whole_day(config_dir, monkeypatch, instance, local_url):
+    defs = make_defs(config_dir, monkeypatch, local_url, live_slice_minutes=10,
+                     **{"faults.gap_probability": 0.5, "faults.zero_probability": 0.01})  # fmt: skip
+    day = Window.for_day(DAYS[0])
+    bucket = BucketResource(url=local_url)
+    for start, end in (("00:00", "00:10"), ("00:10", "00:20")):
+        tags = {LIVE_WINDOW_START_TAG: f"{DAYS[0]}T{start}:00+00:00", LIVE_WINDOW_END_TAG: f"{DAYS[0]}T{end}:00+00:00"}
+        assert run(defs, instance, DAYS[0], job="live_meter_readings", tags=tags).success
+    slices = sorted({n.split("/")[2] for n in bucket.list(f"meter_readings/dt={DAYS[0]}/slice=")})
+    assert slices == ["slice=000000-001000", "slice=001000-002000"]
+    platform = load_platform(config_dir)
+    spec, seed = platform.get("meters"), platform.world.seed
+    sliced = [bucket.manifest(f"meter_readings/dt={DAYS[0]}/{s}/") for s in slices]
+    first_20 = Window(day.start, day.start.replace(minute=20))
+    assert sum(m["rows"] for m in sliced) == expected_rows(spec, seed, first_20)
+    live_lines = b"".join(gzip.decompress(bucket.read_bytes(f"meter_readings/dt={DAYS[0]}/{s}/part-0000{p}.ndjson.gz"))
+                          for p in range(3) for s in slices)  # fmt: skip
+
+    assert run(defs, instance, DAYS[0]).success  # the whole day replaces its slices
+    assert not bucket.list(f"meter_readings/dt={DAYS[0]}/slice=")
+    manifest = bucket.manifest(f"meter_readings/dt={DAYS[0]}/")
+    assert manifest["rows"] == expected_rows(spec, seed, day)
+    assert manifest["faults"]["missing_readings"] > 0 and manifest["faults"]["zero_readings"] > 0
+    day_lines = b"".join(gzip.decompress(bucket.read_bytes(f"meter_readings/dt={DAYS[0]}/part-0000{p}.ndjson.gz"))
+                         for p in range(3))  # fmt: skip
+    early = {line for line in day_lines.splitlines() if orjson.loads(line)["timestamp"] < f"{DAYS[0]}T00:20"}
+    assert early == set(live_lines.splitlines())  # the backfill equals the union of the live windows
+    assert all(checks_of(run(defs, instance, DAYS[0], job=CHECKS)).values())
+
+
+def test_gcs_bucket_idempotent_and_upload_failure(config_dir, monkeypatch, instance, gcs_bucket_url):  # noqa: F811
+    monkeypatch.setenv("SYNTH_DATA_DIR", str(config_dir.parent / "data"))
+    defs = make_defs(config_dir, monkeypatch, gcs_bucket_url, **{"output.layout": "per_meter",
+                                                                 "output.record": "wattif"})  # fmt: skip
+    assert run(defs, instance, DAYS[0]).success
+    bucket = BucketResource(url=gcs_bucket_url)
+    before = snapshot(bucket)
+    assert len(before) == METERS + 1
+    one = next(n for n in before if n.endswith(".ndjson.gz"))
+    assert set(orjson.loads(gzip.decompress(bucket.read_bytes(one)).splitlines()[0])) == {"timestamp", "reading"}
+    assert run(defs, instance, DAYS[0]).success
+    assert snapshot(bucket) == before
+    assert all(checks_of(run(defs, instance, DAYS[0], job=CHECKS)).values())
+
+    victim = one.rsplit("/", 1)[1].removesuffix(".ndjson.gz")
+    with fail_uploads(victim):
+        failed = run(defs, instance, DAYS[0], raise_on_error=False)
+    assert not failed.success
+    assert bucket.manifest(f"meter_readings/dt={DAYS[0]}/") is None  # incomplete, never a manifest over a gap
+    results = checks_of(run(defs, instance, DAYS[0], job=CHECKS, raise_on_error=False))
+    assert results["manifest_matches_objects"] is False
+    assert run(defs, instance, DAYS[0]).success  # the retry completes the day
+    assert snapshot(bucket) == before
