@@ -30,12 +30,15 @@ def _splitmix(x: np.ndarray) -> np.ndarray:
 
 
 def hash64(key: np.uint64, *parts: np.ndarray | int) -> np.ndarray:
-    """Mix a key with integer arrays (broadcast together) into uniformly distributed uint64s."""
+    """Mix a key with integer arrays (broadcast together) into uniformly distributed uint64s.
+
+    Each part costs one splitmix round at the broadcast shape reached so far, so pass entity-level parts
+    first and the finest (e.g. the time slot) last: the early rounds then run on small arrays."""
     with np.errstate(over="ignore"):
         h = np.asarray(key, dtype=np.uint64)
         for part in parts:
             h = _splitmix(h ^ np.asarray(part).astype(np.uint64, copy=False))
-        return _splitmix(h)
+        return h
 
 
 def uniform(key: np.uint64, *parts: np.ndarray | int) -> np.ndarray:
@@ -44,9 +47,10 @@ def uniform(key: np.uint64, *parts: np.ndarray | int) -> np.ndarray:
 
 
 def normal(key: np.uint64, *parts: np.ndarray | int) -> np.ndarray:
-    """Standard normals by Box-Muller over two independent hashed uniforms."""
-    u1 = 1.0 - uniform(key, *parts, 1)  # (0, 1], safe for log
-    u2 = uniform(key, *parts, 2)
+    """Standard normals by Box-Muller over the two 32-bit halves of one hash (one mixing round per value)."""
+    h = hash64(key, *parts)
+    u1 = ((h >> np.uint64(32)).astype(np.float64) + 1.0) / 2.0**32  # (0, 1], safe for log
+    u2 = (h & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2.0**32
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
