@@ -9,7 +9,6 @@ page size fails loudly instead of truncating the table.
 
 from __future__ import annotations
 
-import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +22,7 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.sql_schema import sql_table
-from synth_platform.sinks.tinybird import TinybirdResource
+from synth_platform.sinks.tinybird import CappedEndpoint, TinybirdResource
 from synth_platform.specs.analytics import TransferSpec
 from synth_platform.world.windows import utc
 
@@ -71,35 +70,12 @@ def iso(value: datetime) -> str:
     return utc(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@dataclass
-class Page:
-    number: int
-    offset: int
-    rows: list[dict]
-    meta: list[dict]
-
-
-def pages(tinybird: TinybirdResource, pipe: str, params: dict[str, Any], page_size: int) -> Iterator[Page]:
-    """Pages of a limit/offset endpoint until a short page that the endpoint confirms is the last."""
-    offset, first_key = 0, None
-    for number in itertools.count(1):
-        answer = tinybird.query_pipe(pipe, {**params, "limit": page_size, "offset": offset})
-        rows = answer.get("data", [])
-        if len(rows) > page_size:
-            raise TransferError(f"pipe {pipe} returned {len(rows)} rows for limit={page_size}: it ignores `limit`")
-        if rows and number > 1 and orjson.dumps(rows[0]) == first_key:
-            raise TransferError(f"pipe {pipe} returned the same first row at offset {offset}: it ignores `offset`")
-        first_key = first_key or (orjson.dumps(rows[0]) if rows else None)
-        yield Page(number, offset, rows, answer.get("meta", []))
-        if len(rows) < page_size:
-            matching = int(answer.get("rows_before_limit_at_least") or 0)
-            if offset + len(rows) < matching:
-                raise TransferError(
-                    f"pipe {pipe} answered {len(rows)} rows at offset {offset} (limit {page_size}) but says at least "
-                    f"{matching} rows match: it caps its answers; lower transfer.page_size to that cap"
-                )
-            return
-        offset += page_size
+def pages(tinybird: TinybirdResource, pipe: str, params: dict[str, Any], page_size: int) -> Iterator[dict]:
+    """The pipe's answers page by page; a capped endpoint fails (see TinybirdResource.pipe_pages)."""
+    try:
+        yield from tinybird.pipe_pages(pipe, params, page_size)
+    except CappedEndpoint as exc:
+        raise TransferError(f"{exc}; lower transfer.page_size to that cap") from None
 
 
 def to_arrow(rows: list[dict], schema: pa.Schema) -> pa.Table:
@@ -175,16 +151,17 @@ def pull(
     start = watermark - timedelta(seconds=spec.lookback_seconds) if watermark else parse_time(spec.start)
     result = Pulled(start=start, end=end, watermark=watermark)
     table: sa.Table | None = None
-    for page in pages(tinybird, spec.pipe, {"start": iso(start), "end": iso(end)}, spec.page_size):
+    for answer in pages(tinybird, spec.pipe, {"start": iso(start), "end": iso(end)}, spec.page_size):
         result.pages += 1
-        if not page.rows:
+        rows = answer.get("data", [])
+        if not rows:
             continue
         if table is None:
-            schema = schema_from_meta(page.meta, spec)
+            schema = schema_from_meta(answer.get("meta", []), spec)
             table = table_for(spec, schema)
             database.ensure_table(table)
-        result.rows += upsert(database, table, to_arrow(page.rows, schema))
-        newest = max(parse_time(r[spec.time_column]) for r in page.rows)
+        result.rows += upsert(database, table, to_arrow(rows, schema))
+        newest = max(parse_time(r[spec.time_column]) for r in rows)
         result.watermark = max(result.watermark or newest, newest)
-        result.newest = page.rows[-3:]
+        result.newest = rows[-3:]
     return result

@@ -50,6 +50,10 @@ class PayloadTooLarge(TinybirdError):
     pass
 
 
+class CappedEndpoint(TinybirdError):
+    """A pipe answered fewer rows than asked while saying more match: paging it would truncate."""
+
+
 @dataclass
 class Delivery:
     """What one or more writes did: rows and bytes (uncompressed NDJSON), requests, Tinybird's row counts."""
@@ -257,15 +261,33 @@ class TinybirdResource(dg.ConfigurableResource):
         response, _ = self._request("GET", f"/v0/pipes/{name}.json", what=f"pipe {name}", params=params or {})
         return response.json()
 
-    def pipe_rows(self, name: str, params: dict[str, Any] | None = None, page_size: int = 50_000) -> Iterator[dict]:
-        """Every row of a pipe endpoint that pages with `limit`/`offset` parameters."""
-        offset = 0
+    def pipe_pages(self, name: str, params: dict[str, Any] | None = None, page_size: int = 50_000) -> Iterator[dict]:
+        """Answers of a pipe endpoint that pages with `limit`/`offset`, until a short page the endpoint confirms is
+        the last. An endpoint that ignores limit/offset or caps its answers fails loudly instead of truncating."""
+        offset, first_row = 0, None
         while True:
-            data = self.query_pipe(name, {**(params or {}), "limit": page_size, "offset": offset})["data"]
-            yield from data
-            if len(data) < page_size:
+            answer = self.query_pipe(name, {**(params or {}), "limit": page_size, "offset": offset})
+            rows = answer.get("data", [])
+            if len(rows) > page_size:
+                raise TinybirdError(f"pipe {name} returned {len(rows)} rows for limit={page_size}: it ignores `limit`")
+            if rows and offset and rows[0] == first_row:
+                raise TinybirdError(f"pipe {name} returned the same first row at offset {offset}: it ignores `offset`")
+            first_row = first_row or (rows[0] if rows else None)
+            yield answer
+            if len(rows) < page_size:
+                matching = int(answer.get("rows_before_limit_at_least") or 0)
+                if offset + len(rows) < matching:
+                    raise CappedEndpoint(
+                        f"pipe {name} answered {len(rows)} rows at offset {offset} (limit {page_size}) but says at "
+                        f"least {matching} rows match: it caps its answers"
+                    )
                 return
             offset += page_size
+
+    def pipe_rows(self, name: str, params: dict[str, Any] | None = None, page_size: int = 50_000) -> Iterator[dict]:
+        """Every row of a pipe endpoint that pages with `limit`/`offset` parameters."""
+        for answer in self.pipe_pages(name, params, page_size):
+            yield from answer.get("data", [])
 
     def outbox_ndjson(self, datasource: str, day: Window) -> bytes:
         """Everything the outbox holds for one day, in window order."""
