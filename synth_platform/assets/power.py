@@ -1,7 +1,6 @@
-"""Power world wiring: device_metadata, daily power_usage, its checks, and the retention job."""
+"""Power world wiring: device_metadata, daily power_usage and its checks (retention: automation/retention.py)."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 import sqlalchemy as sa
@@ -155,23 +154,9 @@ def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
         )
         return dg.AssetCheckResult(passed=orphans == 0, metadata={"orphan_rows": int(orphans)})
 
-    @dg.op(description=f"Delete power_usage older than retention_days ({spec.retention_days}).")
-    def delete_expired_power_usage(context: dg.OpExecutionContext, database: DatabaseResource) -> None:
-        cutoff = datetime.now(UTC) - timedelta(days=spec.retention_days)
-        database.ensure_table(USAGE_TABLE)
-        deleted = database.delete_before(USAGE_TABLE, "timestamp", cutoff)
-        context.log.info(f"deleted {deleted} power_usage rows older than {cutoff.isoformat()}")
-        context.add_output_metadata({"deleted_rows": deleted, "cutoff": cutoff.isoformat()})
-
-    @dg.job(description="Retention for power_usage", tags={"synth/kind": "retention"})
-    def power_retention():
-        delete_expired_power_usage()
-
     return dg.Definitions(
         assets=[device_metadata, power_usage_asset],
         asset_checks=[row_count, unique_keys, known_devices],
-        jobs=[power_retention],
-        schedules=[dg.ScheduleDefinition(job=power_retention, cron_schedule="30 0 * * *", execution_timezone="UTC")],
     )
 
 

@@ -12,11 +12,56 @@ from synth_platform.specs.loader import Spec
 Domain = Literal["power", "meters", "tables", "estore", "analytics"]
 
 
+def _cron(value: str) -> str:
+    from dagster._utils.schedules import is_valid_cron_string  # the same parser the schedules use
+
+    if not is_valid_cron_string(value):
+        raise ValueError(f"{value!r} is not a cron expression (5 fields, e.g. '15 0 * * *')")
+    return value
+
+
+class LiveSpec(Spec):
+    """Near-real-time delivery: the live sensors, the daily close, retention and freshness."""
+
+    default_status: Literal["running", "stopped"] = pydantic.Field(
+        "running", description="Whether the live sensors and schedules run as soon as the daemon starts"
+    )
+    min_interval_seconds: int = pydantic.Field(
+        10, ge=5, le=3600, description="How often each live sensor is evaluated (the daemon loops every 5 s)"
+    )
+    max_windows_per_tick: int = pydantic.Field(
+        12, ge=1, le=1000, description="Windows one sensor evaluation requests at most (bounded catch-up)"
+    )
+    max_runs_in_flight: int = pydantic.Field(
+        8, ge=1, le=1000, description="No new windows while this many live runs of the stream are queued or running"
+    )
+    initial_cursor: Literal["start_of_day"] | int = pydantic.Field(
+        "start_of_day",
+        description="Where a new sensor starts: the start of today (UTC), or N to request only the last N windows",
+    )
+    freshness_multiple: float = pydantic.Field(
+        3.0, gt=1, le=1000, description="Freshness fails when the newest event time lags more than this x cadence"
+    )
+    freshness_cron: str = pydantic.Field("*/10 * * * *", description="When the freshness checks run (UTC)")
+    daily_close_cron: str = pydantic.Field("15 0 * * *", description="When yesterday is closed (UTC)")
+    retention_cron: str = pydantic.Field("45 0 * * *", description="When expired data is deleted (UTC)")
+
+    @pydantic.field_validator("initial_cursor")
+    @classmethod
+    def _positive(cls, v: str | int) -> str | int:
+        if isinstance(v, int) and v < 1:
+            raise ValueError("must be 'start_of_day' or a number of windows >= 1")
+        return v
+
+    _crons = pydantic.field_validator("freshness_cron", "daily_close_cron", "retention_cron")(_cron)
+
+
 class WorldSpec(Spec):
     seed: int = pydantic.Field(ge=0, lt=2**63, description="Root of every random draw")
     start_date: date = pydantic.Field(description="First daily partition (UTC)")
     demo_days: int = pydantic.Field(7, ge=1, le=366, description="Days `make run` backfills, ending today")
     domains: list[Domain] = pydantic.Field(min_length=1)
+    live: LiveSpec = LiveSpec()
 
     @pydantic.field_validator("domains")
     @classmethod

@@ -1,0 +1,60 @@
+"""Automation over the assembled domains: live sensors, the daily close, retention and freshness.
+
+Built from the merged Definitions, so a stream joins by declaring `LIVE_CADENCE_METADATA` on its asset (live sensor,
+freshness check) and a retention rule in `retention.DOMAIN_RULES`; daily partitioned assets join the daily close.
+"""
+
+import dagster as dg
+
+from synth_platform.assets.common import daily_partitions
+from synth_platform.automation.close import daily_close_job, daily_close_schedule
+from synth_platform.automation.freshness import freshness_checks, freshness_job
+from synth_platform.automation.live import Clock, dimensions, live_job, live_sensor, live_streams, utc_now
+from synth_platform.automation.retention import retention_job, retention_rules
+from synth_platform.specs import PlatformSpec
+
+
+def build(platform: PlatformSpec, domains: dg.Definitions, clock: Clock = utc_now) -> dg.Definitions:
+    live = platform.world.live
+    status = dg.DefaultScheduleStatus(live.default_status.upper())
+    graph = domains.resolve_asset_graph()
+    jobs: list = []
+    sensors: list[dg.SensorDefinition] = []
+    schedules: list[dg.ScheduleDefinition] = []
+    checks: list[dg.AssetChecksDefinition] = []
+
+    streams = live_streams(graph)
+    for stream in streams:
+        job = live_job(stream)
+        jobs.append(job)
+        sensors.append(live_sensor(stream, job, live, platform.world.start_date, clock))
+    freshness_selection = dg.AssetSelection.checks()
+    if streams:
+        fresh = freshness_checks(streams, live, clock)
+        checks.append(fresh)
+        freshness_selection = dg.AssetSelection.checks(fresh)
+        job = freshness_job(fresh)
+        jobs.append(job)
+        schedules.append(_schedule("freshness_schedule", job, live.freshness_cron, status))
+
+    daily = daily_partitions(platform.world)
+    closing = [n.key for n in graph.asset_nodes if n.is_materializable and n.partitions_def == daily]
+    if closing:
+        dims = dimensions(graph, closing)
+        checks_to_run = dg.AssetSelection.checks_for_assets(*closing, *dims).resolve_checks(graph)  # domains' own
+        job = daily_close_job([*closing, *dims], freshness_selection)
+        jobs.append(job)
+        schedules.append(daily_close_schedule(job, closing, dims, sorted(checks_to_run), platform.world))
+
+    rules = retention_rules(platform)
+    if rules:
+        job = retention_job(rules, clock)
+        jobs.append(job)
+        schedules.append(_schedule("retention_schedule", job, live.retention_cron, status))
+    return dg.Definitions(jobs=jobs, sensors=sensors, schedules=schedules, asset_checks=checks)
+
+
+def _schedule(name: str, job: object, cron: str, status: dg.DefaultScheduleStatus) -> dg.ScheduleDefinition:
+    return dg.ScheduleDefinition(
+        name=name, job=job, cron_schedule=cron, execution_timezone="UTC", default_status=status
+    )

@@ -1,0 +1,53 @@
+"""The daily close: after midnight UTC, rewrite yesterday's partition of every daily stream and run its checks.
+
+A backfill of a day writes the same rows as the union of its live windows, so the close changes nothing that was
+delivered live; it fills any window the live runs missed and is the run where the day's checks see a whole day.
+"""
+
+from datetime import timedelta
+
+import dagster as dg
+
+from synth_platform.automation.live import KIND_TAG, AssetJob, unmaterialized
+from synth_platform.specs.world import WorldSpec
+
+DAILY_CLOSE_JOB = "daily_close"
+
+
+def daily_close_job(assets: list[dg.AssetKey], exclude_checks: dg.AssetSelection) -> AssetJob:
+    """Every daily stream and its dimensions (unpartitioned upstream, written by the close only if missing)."""
+    return dg.define_asset_job(
+        DAILY_CLOSE_JOB,
+        selection=dg.AssetSelection.assets(*assets) - exclude_checks,
+        tags={KIND_TAG: "daily_close"},
+        description="Yesterday's partition of every daily stream, then its checks (a whole day at last).",
+    )
+
+
+def daily_close_schedule(
+    job: AssetJob,
+    streams: list[dg.AssetKey],
+    dims: tuple[dg.AssetKey, ...],
+    checks: list[dg.AssetCheckKey],
+    world: WorldSpec,
+) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=f"{DAILY_CLOSE_JOB}_schedule",
+        job=job,
+        cron_schedule=world.live.daily_close_cron,
+        execution_timezone="UTC",
+        default_status=dg.DefaultScheduleStatus(world.live.default_status.upper()),
+        description="Closes the previous UTC day of every daily stream.",
+    )
+    def _close(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        day = context.scheduled_execution_time.date() - timedelta(days=1)
+        if day < world.start_date:
+            return dg.SkipReason(f"{day} is before the first partition ({world.start_date})")
+        return dg.RunRequest(
+            run_key=f"{DAILY_CLOSE_JOB}:{day.isoformat()}",
+            partition_key=day.isoformat(),
+            asset_selection=[*streams, *unmaterialized(context.instance, dims)],  # dimensions only if never written
+            asset_check_keys=checks,  # explicit: a subset run would otherwise add the not-partitioned freshness check
+        )
+
+    return _close

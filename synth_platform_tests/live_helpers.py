@@ -1,0 +1,64 @@
+"""Shared by the live tests: a controllable clock and the power domain's Definitions with automation on it."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+
+from synth_platform import automation
+from synth_platform.assets import power
+from synth_platform.sinks.database import DatabaseResource
+from synth_platform.specs import PlatformSpec, load_platform
+from synth_platform.world.power_usage import power_usage
+from synth_platform.world.windows import Window
+from synth_platform_tests.conftest import edit_yaml
+
+HISTORY_JOB = "history"
+
+
+class Clock:
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+def power_platform(config_dir: Path, interval_minutes: int = 10, devices: int = 20, **live: object) -> PlatformSpec:
+    edit_yaml(
+        config_dir / "world.yaml",
+        domains=["power"],
+        start_date="2026-01-01",
+        **{f"live.{k}": v for k, v in live.items()},
+    )
+    edit_yaml(config_dir / "power.yaml", **{"devices.count": devices, "usage.interval_minutes": interval_minutes})
+    return load_platform(config_dir)
+
+
+def live_definitions(platform: PlatformSpec, url: str, clock: Clock) -> dg.Definitions:
+    """What definitions.py assembles for the power domain, with the automation reading `clock`, plus a
+    `history` job (every asset, no checks) for partition runs."""
+    history = dg.define_asset_job(HISTORY_JOB, selection=dg.AssetSelection.all().without_checks())
+    domains = dg.Definitions.merge(
+        power.build(platform, url), dg.Definitions(jobs=[history], resources={"database": DatabaseResource(url=url)})
+    )
+    return dg.Definitions.merge(domains, automation.build(platform, domains, clock))
+
+
+def rows(db: DatabaseResource, w: Window) -> list[tuple]:
+    found = db.query(
+        "SELECT timestamp, device_id, power_usage_kwh FROM power_usage "
+        "WHERE timestamp >= :start AND timestamp < :end ORDER BY timestamp, device_id",
+        {"start": w.start, "end": w.end},
+    )
+    return [(str(ts)[:19], int(d), float(k)) for ts, d, k in found]
+
+
+def world_rows(platform, w: Window) -> list[tuple]:
+    table = power_usage(platform.get("power"), platform.world.seed, w).to_pylist()
+    out = [(r["timestamp"].strftime("%Y-%m-%d %H:%M:%S"), r["device_id"], r["power_usage_kwh"]) for r in table]
+    return sorted(out)

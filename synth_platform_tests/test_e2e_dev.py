@@ -1,0 +1,219 @@
+"""End to end under the real `dagster dev` (webserver + daemon) on a temp DAGSTER_HOME: the live sensors' runs append
+each minute's rows to SQLite (power_usage) and the local bucket (meter_readings), a two-day partition backfill
+launched over GraphQL as the UI does completes with exactly the world's rows, and everything shuts down cleanly."""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+
+from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
+from synth_platform.assets.meters import READINGS
+from synth_platform.resources import PROJECT_ROOT
+from synth_platform.sinks.database import DatabaseResource
+from synth_platform.sinks.files import BucketResource, window_prefix
+from synth_platform.specs import load_platform
+from synth_platform.world.meters import expected_rows as meter_rows
+from synth_platform.world.power_usage import expected_rows as power_rows
+from synth_platform.world.windows import Window
+from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.live_helpers import power_platform
+
+pytestmark = pytest.mark.timeout(480)
+STREAMS = ("power_usage", READINGS)
+
+LAUNCH_BACKFILL = """
+mutation LaunchPartitionBackfill($backfillParams: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $backfillParams) {
+    __typename
+    ... on LaunchBackfillSuccess { backfillId }
+    ... on PythonError { message stack }
+    ... on UnauthorizedError { message }
+  }
+}"""
+BACKFILL_STATUS = """
+query BackfillStatus($backfillId: String!) {
+  partitionBackfillOrError(backfillId: $backfillId) {
+    __typename
+    ... on PartitionBackfill { id status }
+    ... on PythonError { message }
+  }
+}"""
+LIVE_RUNS = """
+query LiveRuns($stream: String!) {
+  runsOrError(filter: {tags: [{key: "synth/live_stream", value: $stream}]}) {
+    ... on Runs { results { runId status tags { key value } } }
+  }
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Dev:
+    """`dagster dev` in its own process group, talking GraphQL to its webserver."""
+
+    def __init__(self, env: dict[str, str], log: Path):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/graphql"
+        self.log = log
+        cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
+               "-p", str(self.port)]  # fmt: skip
+        self.proc = subprocess.Popen(
+            cmd, cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+        )
+
+    def graphql(self, query: str, **variables: object) -> dict:
+        response = httpx.post(self.url, json={"query": query, "variables": variables}, timeout=30)
+        response.raise_for_status()
+        body = response.json()
+        assert "errors" not in body, body["errors"]
+        return body["data"]
+
+    def wait_until_up(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"dagster dev exited:\n{self.tail()}"
+            try:
+                if self.graphql("{ version }")["version"]:
+                    return
+            except (httpx.HTTPError, AssertionError):
+                pass
+            time.sleep(1)
+        raise AssertionError(f"webserver not up after {timeout}s:\n{self.tail()}")
+
+    def tail(self, lines: int = 60) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> int:
+        """SIGINT like Ctrl-C; returns the exit code, after every process of the group has gone."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+        code = self.proc.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(self.proc.pid, 0)
+            except ProcessLookupError:
+                return code
+            time.sleep(0.5)
+        os.killpg(self.proc.pid, signal.SIGKILL)
+        raise AssertionError("processes of dagster dev were still alive 30s after it exited")
+
+
+def wait_for(what: str, predicate, timeout: float, dev: Dev, every: float = 2.0):
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            print(f"{what}: {time.monotonic() - started:.0f}s")
+            return value
+        assert dev.proc.poll() is None, f"dagster dev exited:\n{dev.tail()}"
+        time.sleep(every)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}\n{dev.tail()}")
+
+
+def window_of(run: dict) -> Window:
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    return Window(
+        datetime.fromisoformat(tags[LIVE_WINDOW_START_TAG]), datetime.fromisoformat(tags[LIVE_WINDOW_END_TAG])
+    )
+
+
+class Targets:
+    """Where each stream's rows land: power_usage in SQLite, meter_readings in the local bucket."""
+
+    def __init__(self, platform, data_dir: Path):
+        self.power, self.meters, self.seed = platform.get("power"), platform.get("meters"), platform.world.seed
+        self.db = DatabaseResource(url=f"sqlite:///{data_dir / 'synth.db'}")
+        self.bucket = BucketResource(url=str(data_dir / "bucket"))
+
+    def delivered(self, stream: str, w: Window) -> bool:
+        """The window holds exactly the world's rows (and some)."""
+        if stream == "power_usage":
+            sql = "SELECT COUNT(*) FROM power_usage WHERE timestamp >= :start AND timestamp < :end"
+            try:
+                rows = int(self.db.scalar(sql, {"start": w.start, "end": w.end}))
+            except sa.exc.OperationalError:  # the table appears with the first run
+                return False
+            return rows == power_rows(self.power, self.seed, w) > 0
+        manifest = self.bucket.manifest(window_prefix(READINGS, w))
+        return manifest is not None and manifest["rows"] == meter_rows(self.meters, self.seed, w) > 0
+
+
+def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _data_dir):
+    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": 20, "live_slice_minutes": 1})
+    platform = power_platform(config_dir, interval_minutes=1, devices=20, initial_cursor=2, min_interval_seconds=5)
+    edit_yaml(config_dir / "world.yaml", domains=["power", "meters"])
+    platform = load_platform(config_dir)
+    targets = Targets(platform, _data_dir)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SYNTH_CONFIG_DIR": str(config_dir),
+           "SYNTH_DATA_DIR": str(_data_dir)}  # fmt: skip
+    for name in ("SYNTH_DATABASE_URL", "SYNTH_BUCKET_URL"):
+        env.pop(name, None)
+    started = datetime.now(UTC)
+
+    dev = Dev(env, tmp_path / "dagster_dev.log")
+    try:
+        dev.wait_until_up(timeout=120)
+
+        def delivered(at_least: int) -> dict[str, list[Window]] | None:
+            """Each stream's live windows whose rows have landed, once every stream has `at_least` of them;
+            asserts that no window was requested twice."""
+            found = {}
+            for stream in STREAMS:
+                windows = [window_of(r) for r in dev.graphql(LIVE_RUNS, stream=stream)["runsOrError"]["results"]]
+                assert len(windows) == len(set(windows)), f"{stream}: a window was requested twice: {sorted(windows)}"
+                found[stream] = sorted(w for w in windows if targets.delivered(stream, w))
+            return found if all(len(ws) >= at_least for ws in found.values()) else None
+
+        # the sensors start RUNNING by default: their first tick requests the last two closed minutes
+        first = wait_for("two live windows of each stream", lambda: delivered(2), 150, dev)
+
+        # two past days over GraphQL, exactly as the UI's partition backfill dialog launches them (with the streams'
+        # checks; their upstream tables exist since the first live runs)
+        days = [(started - timedelta(days=d)).strftime("%Y-%m-%d") for d in (3, 2)]
+        launched = dev.graphql(
+            LAUNCH_BACKFILL,
+            backfillParams={
+                "assetSelection": [{"path": [stream]} for stream in STREAMS],
+                "partitionNames": days,
+                "fromFailure": False,
+                "tags": [],
+            },
+        )["launchPartitionBackfill"]
+        assert launched["__typename"] == "LaunchBackfillSuccess", launched
+        backfill_id = launched["backfillId"]
+
+        def backfill_done() -> str | None:
+            status = dev.graphql(BACKFILL_STATUS, backfillId=backfill_id)["partitionBackfillOrError"]["status"]
+            return status if status not in ("REQUESTED", "CANCELING", "FAILING") else None
+
+        assert wait_for("the backfill", backfill_done, 300, dev) in ("COMPLETED", "COMPLETED_SUCCESS")
+        for day in days:
+            for stream in STREAMS:
+                assert targets.delivered(stream, Window.for_day(day)), f"{stream} {day}"
+
+        # the streams keep appending: a third window, requested by a later tick, arrives by itself
+        later = wait_for("a window from a later tick", lambda: delivered(3), 150, dev)
+        for stream, windows in later.items():
+            assert windows[-1].end > first[stream][-1].end
+            assert all(a.end <= b.start for a, b in zip(windows, windows[1:], strict=False))
+    finally:
+        code = dev.stop()
+    assert code in (0, -signal.SIGINT), dev.tail()
