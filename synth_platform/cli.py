@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+from synth_platform.fileutils import commands as file_commands
 from synth_platform.resources import data_dir
 from synth_platform.specs import load_platform
 
@@ -45,5 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     commands.add_parser("demo", help="backfill the demo window of every asset (what `make run` does)").set_defaults(
         func=demo
     )
+    file_commands.register(commands)
     args = parser.parse_args(argv)
     return args.func(args)

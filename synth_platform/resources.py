@@ -8,6 +8,9 @@ from pathlib import Path
 import dagster as dg
 
 from synth_platform.sinks.database import DatabaseResource
+from synth_platform.sinks.delta import DeltaResource
+from synth_platform.sinks.files import BucketResource
+from synth_platform.sinks.tinybird import TinybirdResource
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,4 +32,11 @@ def database_url() -> str:
 def build_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "database": DatabaseResource(url=env_or("SYNTH_DATABASE_URL", database_url())),
+        "bucket": BucketResource(url=env_or("SYNTH_BUCKET_URL", str(data_dir() / "bucket"))),
+        "delta": DeltaResource(root=env_or("SYNTH_DELTA_ROOT", str(data_dir() / "delta"))),
+        "tinybird": TinybirdResource(
+            api_url=env_or("TINYBIRD_API_URL", "https://api.tinybird.co"),
+            token=env_or("TINYBIRD_TOKEN", ""),
+            outbox_dir=str(data_dir() / "tinybird_outbox"),
+        ),
     }

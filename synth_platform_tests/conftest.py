@@ -11,6 +11,7 @@ import yaml
 
 from synth_platform.specs import DEFAULT_CONFIG_DIR
 from synth_platform_tests.services import MARIADB_ADMIN_URL, POSTGRES_ADMIN_URL, scratch_database
+from synth_platform_tests.tinybird_server import tinybird_server  # noqa: F401  (fixture for the suite)
 
 
 @pytest.fixture(scope="session")

@@ -23,7 +23,15 @@ def make_defs(config_dir, url, monkeypatch) -> dg.Definitions:
     edit_yaml(config_dir / "power.yaml", **{"devices.count": 30, "usage.interval_minutes": 20})
     monkeypatch.setenv("SYNTH_DATABASE_URL", url)
     defs = build_definitions(load_platform(config_dir))
-    checks = dg.define_asset_job(CHECKS_JOB, selection=dg.AssetSelection.checks_for_assets("power_usage"))
+    checks = dg.define_asset_job(
+        CHECKS_JOB,
+        selection=dg.AssetSelection.checks(
+            *(
+                dg.AssetCheckKey(dg.AssetKey("power_usage"), name)
+                for name in ("row_count", "unique_keys", "known_devices")
+            )
+        ),
+    )
     return dg.Definitions.merge(defs, dg.Definitions(jobs=[checks]))
 
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from synth_platform.specs import power
+from synth_platform.specs import analytics, estore, meters, power, tables
 from synth_platform.specs.loader import SpecError, load
 from synth_platform.specs.world import WorldSpec
 
@@ -17,6 +17,10 @@ DEFAULT_CONFIG_DIR = Path(__file__).resolve().parents[2] / "config"
 # domain name -> loader(config_dir) of its spec; each domain's files are required once it is listed in world.yaml
 DOMAIN_LOADERS: dict[str, Callable[[Path], Any]] = {
     "power": lambda d: load(power.PowerSpec, d / "power.yaml"),
+    "estore": lambda d: load(estore.EstoreSpec, d / "estore.yaml"),
+    "tables": lambda d: tables.load_tables(d / "tables"),
+    "meters": lambda d: meters.load_meters(d),
+    "analytics": lambda d: load(analytics.AnalyticsSpec, d / "analytics.yaml"),
 }
 
 
