@@ -84,9 +84,22 @@ def test_rendered_ndjson_parses_to_the_same_values():
     text = np.frombuffer(b"ab" * 5000, dtype=np.uint8).reshape(5000, 2)
     keep = rng.random(5000) < 0.9
     out = render([Text("t", text), Number("x", values, 4), Number("n", np.arange(5000.0), 0)], 5000, keep)
-    rows = [orjson.loads(line) for line in out.tobytes().splitlines()]
+    rows = [orjson.loads(line) for line in out.splitlines()]
     assert [r["x"] for r in rows] == pytest.approx(values[keep].tolist(), abs=1e-9)
     assert [r["n"] for r in rows] == np.arange(5000)[keep].tolist()
     assert {r["t"] for r in rows} == {"ab"}
     with pytest.raises(ValueError, match="finite"):
         render([Number("x", np.array([np.nan]), 2)], 1)
+
+
+@pytest.mark.parametrize("cycle", [7, 20_000])  # shorter and longer than a rendering pass
+def test_rendered_text_cycles_and_runs_match_per_row_formatting(cycle):
+    """Text repeats as a cycle (timestamps per meter) or in runs (a meter's id); full-width lines skip compaction."""
+    rows, run = 3 * cycle + 5, cycle
+    stamps = np.frombuffer(b"".join(b"t%06d" % i for i in range(cycle)), dtype=np.uint8).reshape(cycle, 7)
+    names = np.frombuffer(b"".join(b"m%03d" % i for i in range(4)), dtype=np.uint8).reshape(4, 4)
+    digits = np.arange(rows) % 10.0
+    fields = [Text("t", stamps), Text("m", names, every=run), Number("d", digits, 1)]
+    lines = render(fields, rows).splitlines()
+    expected = [b'{"t":"t%06d","m":"m%03d","d":%d.0}' % (r % cycle, r // run, r % 10) for r in range(rows)]
+    assert lines == expected

@@ -43,7 +43,7 @@ from synth_platform.sinks.files import (
     window_prefix,
     write_pieces,
 )
-from synth_platform.sinks.ndjson import Number, Text, iso_seconds, render
+from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.specs.meters import MetersSpec
@@ -90,28 +90,24 @@ def ordered(jobs: Iterable[Callable[[], T]], workers: int = _WORKERS, ahead: int
 
 
 def ndjson_lines(data: Readings, spec: MetersSpec, ts: np.ndarray | None = None) -> bytes:
-    """The block's readings as NDJSON, ordered by (meter, timestamp), in the configured record schema; `ts` is
-    `iso_seconds(data.slots)` when the caller has it already."""
+    """The block's readings as NDJSON, ordered by (meter, timestamp), in the configured record schema, rendered in
+    one call (timestamps cycle per meter, ids run per meter); `ts` is `iso_seconds(data.slots)` if known already."""
     ts = iso_seconds(data.slots) if ts is None else ts
-    ids = format_ids(data.id_numbers, spec.fleet.id_format)
-    quality = np.array([list(QUALITY_GOOD.encode()), list(QUALITY_ZERO.encode())], dtype=np.uint8)
-    chunks = []
-    for m in range(len(data.index)):
-        if spec.output.record == "wattif":
-            fields = [Text("timestamp", ts), Number("reading", data.energy_kwh[m], 6)]
-        else:
-            fields = [
-                Text("timestamp", ts),
-                Text("meter_id", ids[m : m + 1]),
-                Number("power_kw", data.power_kw[m], 4),
-                Number("energy_kwh", data.energy_kwh[m], 6),
-                Number("voltage", data.voltage[m], 2),
-            ]
-            if data.zero is not None:
-                fields.append(Text("quality", quality[data.zero[m].astype(np.intp)]))
-        keep = data.present[m] if data.present is not None else None
-        chunks.append(render(fields, len(data.slots), keep))
-    return np.concatenate(chunks).tobytes()
+    fields: list[Field] = [Text("timestamp", ts)]
+    if spec.output.record == "wattif":
+        fields.append(Number("reading", data.energy_kwh.reshape(-1), 6))
+    else:
+        fields += [
+            Text("meter_id", format_ids(data.id_numbers, spec.fleet.id_format), every=len(data.slots)),
+            Number("power_kw", data.power_kw.reshape(-1), 4),
+            Number("energy_kwh", data.energy_kwh.reshape(-1), 6),
+            Number("voltage", data.voltage.reshape(-1), 2),
+        ]
+        if data.zero is not None:
+            quality = np.array([list(QUALITY_GOOD.encode()), list(QUALITY_ZERO.encode())], dtype=np.uint8)
+            fields.append(Text("quality", quality[data.zero.reshape(-1).astype(np.intp)]))
+    keep = data.present.reshape(-1) if data.present is not None else None
+    return render(fields, data.energy_kwh.size, keep)
 
 
 def encode(data: Readings, spec: MetersSpec, ts: np.ndarray | None = None) -> bytes | pa.Table:

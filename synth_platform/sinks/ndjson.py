@@ -1,29 +1,34 @@
 """Vectorized NDJSON rendering: a block of rows becomes one byte buffer without a Python object per row.
 
-Each line is first laid out at a fixed width in a (rows, width) byte matrix: literal keys, fixed-width text, and
-numbers as zero-padded digits written four at a time from a lookup table. A mask then drops the padding (leading
-zeros, the sign of non-negative numbers, rows left out) in one compaction. Numbers are written with a fixed number
-of decimals ("1.5000"), which is exact JSON for a value rounded to those decimals.
+Each line is first laid out at a fixed width in a (rows, width) byte matrix: a template row holds the keys and
+punctuation, fixed-width text is copied in, numbers are written as zero-padded digits four at a time from a lookup
+table. When some rows need fewer bytes (a shorter integer part, no minus sign, rows left out), one compaction by a
+bit mask drops the padding; otherwise the matrix is the output as it stands. Numbers are written with a fixed
+number of decimals ("1.5000"), which is exact JSON for a value rounded to those decimals.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _LUT4 = np.frombuffer("".join(f"{i:04d}" for i in range(10_000)).encode(), dtype=np.uint32).copy()
 _LUT2 = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint16).copy()
-_POW10 = 10 ** np.arange(19, dtype=np.int64)
 _ROWS_PER_PASS = 16_384  # one pass per meter-day at 10 s; the byte matrix of a pass stays in cache
 
 
 @dataclass(frozen=True)
 class Text:
-    """ASCII text without quotes or backslashes, fixed width: (rows, width) or (1, width) to repeat one value."""
+    """ASCII text without quotes or backslashes, at a fixed width. Row r shows values[(r // every) % len(values)]:
+    one value for every row, a cycle (each meter's timestamps) or runs (a meter's id on its readings), no copy."""
 
     name: str
-    values: np.ndarray
+    values: np.ndarray  # (m, width) uint8
+    every: int = 1
 
 
 @dataclass(frozen=True)
@@ -45,68 +50,122 @@ def iso_seconds(epoch_s: np.ndarray) -> np.ndarray:
     return out
 
 
-def render(fields: list[Field], rows: int, keep: np.ndarray | None = None) -> np.ndarray:
-    """NDJSON lines ({"name": value, ...}\\n) for `rows` rows, as a uint8 array; `keep` drops rows."""
-    parts = [
-        _render_pass(fields, slice(start, min(start + _ROWS_PER_PASS, rows)), keep)
-        for start in range(0, rows, _ROWS_PER_PASS)
-    ]
-    return np.concatenate(parts) if parts else np.empty(0, dtype=np.uint8)
+@dataclass(frozen=True)
+class _Slot:
+    """Where a field's value goes in the fixed-width line; numbers: sign column (or -1), digits, decimals."""
+
+    field: Field
+    col: int
+    sign: int = -1
+    digits: int = 0
+    scaled: np.ndarray | None = None  # |value| * 10^decimals as unsigned integers
+    negative: np.ndarray | None = None
 
 
-def _render_pass(fields: list[Field], rows: slice, keep: np.ndarray | None) -> np.ndarray:
-    n = rows.stop - rows.start
-    plan, width = [], 0
+def render(fields: list[Field], rows: int, keep: np.ndarray | None = None) -> bytes:
+    """NDJSON lines ({"name": value, ...}\\n) for `rows` rows; `keep` drops rows."""
+    template, slots = _layout(fields, rows)
+    parts = []
+    for start, stop in _passes(rows, fields):
+        buf = np.empty((stop - start, len(template)), dtype=np.uint8)
+        buf[:] = template
+        mask = _fill(buf, slots, start, stop)
+        if keep is not None and mask is None:
+            mask = np.repeat(keep[start:stop, None], len(template), axis=1)
+        elif keep is not None:
+            mask &= keep[start:stop, None]
+        parts.append(buf.reshape(-1) if mask is None else _compact(buf, mask))
+    return b"".join(parts)  # the one copy of the output
+
+
+def _passes(rows: int, fields: list[Field]) -> Iterator[tuple[int, int]]:
+    """Row ranges of about _ROWS_PER_PASS that follow the longest text cycle, so its rows are one slice."""
+    period = max((len(f.values) for f in fields if isinstance(f, Text) and f.every == 1), default=1)
+    if period < _ROWS_PER_PASS:
+        step = period * (_ROWS_PER_PASS // period)
+        yield from ((start, min(start + step, rows)) for start in range(0, rows, step))
+        return
+    step = -(-period // -(-period // _ROWS_PER_PASS))  # split each cycle evenly
+    for cycle in range(0, rows, period):
+        end = min(cycle + period, rows)
+        yield from ((start, min(start + step, end)) for start in range(cycle, end, step))
+
+
+def _layout(fields: list[Field], rows: int) -> tuple[np.ndarray, list[_Slot]]:
+    """The template line and each field's slot."""
+    line, slots = bytearray(), []
     for i, field in enumerate(fields):
-        key = (("{" if i == 0 else ",") + f'"{field.name}":').encode()
+        line += (("{" if i == 0 else ",") + f'"{field.name}":').encode()
         if isinstance(field, Text):
-            values = field.values if len(field.values) == 1 else field.values[rows]
-            plan.append((key, b'"', values, b'"'))
-            width += len(key) + values.shape[1] + 2
-        else:
-            scaled = np.rint(field.values[rows] * 10.0**field.decimals)
-            if not np.isfinite(scaled).all() or np.abs(scaled).max(initial=0) >= 2.0**62:
-                raise ValueError(f"{field.name}: values must be finite and below 1e18 / 10^decimals")
-            scaled = scaled.astype(np.int64)
-            whole = np.abs(scaled) // _POW10[field.decimals]
-            digits = max(1, int(np.searchsorted(_POW10, whole.max(initial=0), side="right")))
-            plan.append((key, scaled, whole, digits, field.decimals))
-            width += len(key) + 1 + digits + (1 + field.decimals if field.decimals else 0)
-    width += 2  # "}\n"
-
-    buf = np.empty((n, width), dtype=np.uint8)
-    mask = np.ones((n, width), dtype=bool)
-    col = 0
-    for step in plan:
-        col = _put_literal(buf, col, step[0])
-        if len(step) == 4:
-            _, open_quote, values, close_quote = step
-            col = _put_literal(buf, col, open_quote)
-            buf[:, col : col + values.shape[1]] = values
-            col = _put_literal(buf, col + values.shape[1], close_quote)
+            line += b'"'
+            slots.append(_Slot(field, len(line)))
+            line += bytes(field.values.shape[1]) + b'"'
             continue
-        _, scaled, whole, digits, decimals = step
-        buf[:, col] = ord("-")
-        mask[:, col] = scaled < 0
-        col += 1
-        _put_digits(buf, col, whole, digits)
-        count = np.searchsorted(_POW10, whole, side="right").clip(1)
-        for j in range(digits - 1):
-            mask[:, col + j] = count >= digits - j
-        col += digits
-        if decimals:
-            buf[:, col] = ord(".")
-            _put_digits(buf, col + 1, np.abs(scaled) % _POW10[decimals], decimals)
-            col += 1 + decimals
-    _put_literal(buf, col, b"}\n")
-    if keep is not None:
-        mask &= keep[rows, None]
-    return buf[mask]
+        scaled = np.asarray(field.values[:rows], dtype=np.float64) * 10.0**field.decimals
+        np.rint(scaled, out=scaled)
+        low, high = scaled.min(initial=0), scaled.max(initial=0)
+        largest = max(-low, high)
+        if not largest < 2.0**62:  # NaN fails the test too
+            raise ValueError(f"{field.name}: values must be finite and below 1e18 / 10^decimals")
+        negative = None
+        if low < 0:
+            negative, scaled = scaled < 0, np.abs(scaled)
+        scaled = scaled.astype(np.uint32 if max(largest, 10.0**field.decimals) < 2.0**32 else np.uint64)
+        digits = len(str(int(largest) // 10**field.decimals))
+        sign = -1
+        if negative is not None:
+            sign = len(line)
+            line += b"-"
+        slots.append(_Slot(field, len(line), sign, digits, scaled, negative))
+        line += b"0" * digits + (b"." + b"0" * field.decimals if field.decimals else b"")
+    line += b"}\n"
+    return np.frombuffer(bytes(line), dtype=np.uint8), slots
 
 
-def _put_literal(buf: np.ndarray, col: int, text: bytes) -> int:
-    buf[:, col : col + len(text)] = np.frombuffer(text, dtype=np.uint8)
-    return col + len(text)
+def _fill(buf: np.ndarray, slots: list[_Slot], start: int, stop: int) -> np.ndarray | None:
+    """Write the rows [start, stop) into `buf`; the mask of bytes to keep when some line is shorter, else None."""
+    mask = None
+    for slot in slots:
+        field = slot.field
+        if isinstance(field, Text):
+            buf[:, slot.col : slot.col + field.values.shape[1]] = _text_rows(field, start, stop)
+            continue
+        value = slot.scaled[start:stop]
+        col = slot.col
+        if field.decimals:
+            unit = value.dtype.type(10**field.decimals)
+            whole, frac = value // unit, value % unit
+            _put_digits(buf, col + slot.digits + 1, frac, field.decimals)
+        else:
+            whole = value
+        _put_digits(buf, col, whole, slot.digits)
+        if slot.digits > 1 or slot.negative is not None:
+            if mask is None:
+                mask = np.ones(buf.shape, dtype=bool)
+            for j in range(slot.digits - 1):  # leading zeros
+                mask[:, col + j] = whole >= 10 ** (slot.digits - 1 - j)
+            if slot.negative is not None:
+                mask[:, slot.sign] = slot.negative[start:stop]
+    return mask
+
+
+def _text_rows(field: Text, start: int, stop: int) -> np.ndarray:
+    values, every, m = field.values, field.every, len(field.values)
+    if start // every == (stop - 1) // every:
+        return values[(start // every) % m]
+    first = start % m
+    if every == 1 and first + stop - start <= m:
+        return values[first : first + stop - start]
+    return values[(np.arange(start, stop) // every) % m]
+
+
+def _compact(buf: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """buf[mask] as a flat array, through Arrow's filter on a bitmap (copies runs of kept bytes at once)."""
+    n = buf.size
+    bits = pa.py_buffer(np.packbits(mask.reshape(-1), bitorder="little"))
+    kept = pc.filter(pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(buf.reshape(-1))]),
+                     pa.Array.from_buffers(pa.bool_(), n, [None, bits]))  # fmt: skip
+    return np.frombuffer(kept.buffers()[1], dtype=np.uint8, count=len(kept))
 
 
 def _column(buf: np.ndarray, col: int, dtype: type) -> np.ndarray:
@@ -115,13 +174,16 @@ def _column(buf: np.ndarray, col: int, dtype: type) -> np.ndarray:
 
 
 def _put_digits(buf: np.ndarray, col: int, values: np.ndarray, width: int) -> None:
-    """`width` zero-padded decimal digits of non-negative `values`, ending at col + width."""
+    """`width` zero-padded decimal digits of non-negative `values` (below 10^width), from column `col`."""
     end = col + width
-    while width >= 4:
+    while width > 4:
         _column(buf, end - 4, np.uint32)[:] = _LUT4[values % 10_000]
         values, end, width = values // 10_000, end - 4, width - 4
+    if width == 4:
+        _column(buf, end - 4, np.uint32)[:] = _LUT4[values]
+        return
     if width >= 2:
-        _column(buf, end - 2, np.uint16)[:] = _LUT2[values % 100]
+        _column(buf, end - 2, np.uint16)[:] = _LUT2[values % 100 if width > 2 else values]
         values, end, width = values // 100, end - 2, width - 2
     if width:
-        buf[:, end - 1] = (values % 10 + ord("0")).astype(np.uint8)
+        buf[:, end - 1] = values + ord("0")
