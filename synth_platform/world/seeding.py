@@ -7,6 +7,7 @@ A value never depends on which other values were drawn before it, so any slice o
 from __future__ import annotations
 
 import hashlib
+import sys
 
 import numpy as np
 
@@ -49,8 +50,10 @@ def uniform(key: np.uint64, *parts: np.ndarray | int) -> np.ndarray:
 def normal(key: np.uint64, *parts: np.ndarray | int) -> np.ndarray:
     """Standard normals by Box-Muller over the two 32-bit halves of one hash (one mixing round per value)."""
     h = hash64(key, *parts)
-    u1 = ((h >> np.uint64(32)).astype(np.float64) + 1.0) / 2.0**32  # (0, 1], safe for log
-    u2 = (h & np.uint64(0xFFFFFFFF)).astype(np.float64) / 2.0**32
+    halves = np.ascontiguousarray(h).reshape(*np.shape(h), 1).view(np.uint32)  # [low, high] on little-endian
+    high, low = (halves[..., 1], halves[..., 0]) if sys.byteorder == "little" else (halves[..., 0], halves[..., 1])
+    u1 = (high.astype(np.float64) + 1.0) / 2.0**32  # (0, 1], safe for log
+    u2 = low.astype(np.float64) / 2.0**32
     return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
 
 
