@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from datetime import date
 
 import orjson
@@ -55,6 +57,19 @@ def test_rewriting_a_prefix_replaces_it_and_removes_stale_files(bucket: BucketRe
     assert result.deleted == 4
     assert bucket.read_bytes(PREFIX + "part-00000.ndjson") == b"".join(p.data for p in pieces({"part-00000": 2}))
     assert bucket.manifest("stream/dt=2026-03-02/")["rows"] == 1  # another prefix is untouched
+
+
+def test_a_killed_writer_s_temp_files_are_removed_once_abandoned(tmp_path):
+    bucket = BucketResource(url=str(tmp_path / "bucket"))
+    write(bucket, {"part-00000": 1})
+    folder = tmp_path / "bucket" / PREFIX
+    abandoned, recent = folder / ".part-00001.ndjson.dead0001.tmp", folder / ".part-00002.ndjson.live0001.tmp"
+    abandoned.write_bytes(b'{"partial": ')
+    recent.write_bytes(b'{"partial": ')
+    os.utime(abandoned, (time.time() - 7200, time.time() - 7200))  # a run killed two hours ago
+    write(bucket, {"part-00000": 1})
+    assert not abandoned.exists(), "the next write of the prefix removes a dead run's half-written file"
+    assert recent.exists(), "a temp file that a running writer may still own is left alone"
 
 
 def test_a_write_without_commit_leaves_no_manifest(bucket: BucketResource):

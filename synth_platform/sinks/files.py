@@ -42,6 +42,7 @@ from synth_platform.world.windows import DAY_SECONDS, PARTITION_FORMAT, Window, 
 
 MANIFEST = "_manifest.json"
 _TMP_SUFFIX = ".tmp"
+_ABANDONED_TMP_S = 3600.0  # a write of one prefix takes seconds; an hour-old temp file belongs to a dead run
 
 
 class UploadFailed(RuntimeError):
@@ -279,6 +280,17 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}"[:300]
 
 
+def _remove_abandoned_tmp(root: Path, older_than_s: float = _ABANDONED_TMP_S) -> None:
+    """Half-written files of a killed run: old enough that no live writer can still own them."""
+    if not root.is_dir():
+        return
+    cutoff = time.time() - older_than_s
+    for path in root.rglob(f"*{_TMP_SUFFIX}"):
+        with suppress(FileNotFoundError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+
+
 def _remove_empty_dirs(root: Path) -> None:
     if not root.is_dir():
         return
@@ -380,6 +392,7 @@ class PrefixWriter:
         stale = [n for n in existing if n not in keep and n != self.prefix + MANIFEST]
         deleted = self.bucket.delete(stale)
         if not self.bucket.is_gcs:
+            _remove_abandoned_tmp(self.bucket._root / self.prefix)
             _remove_empty_dirs(self.bucket._root / self.prefix)
         body = {
             **manifest,
