@@ -33,7 +33,7 @@ def power_platform(config_dir: Path, interval_minutes: int = 10, devices: int = 
         config_dir / "world.yaml",
         domains=["power"],
         start_date="2026-01-01",
-        **{f"live.{k}": v for k, v in live.items()},
+        **{f"live.{k}": v for k, v in {"initial_cursor": "start_of_day", **live}.items()},
     )
     edit_yaml(config_dir / "power.yaml", **{"devices.count": devices, "usage.interval_minutes": interval_minutes})
     return load_platform(config_dir)
