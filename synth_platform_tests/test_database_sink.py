@@ -74,3 +74,50 @@ def test_redacted_url_and_dialect():
     assert db.redacted_url == "mysql+pymysql://root:***@db.internal:3306/synth"
     assert db.dialect == "mysql"
     assert sa.make_url(db.url).password == "pw"
+
+
+FIXED = pa.schema(
+    [
+        pa.field("k", pa.int64(), nullable=False),
+        pa.field("small", pa.int32(), nullable=False),
+        pa.field("x", pa.float64(), nullable=False),
+        pa.field("flag", pa.bool_(), nullable=False),
+        pa.field("day", pa.date32(), nullable=False),
+        pa.field("at", pa.timestamp("us", tz="UTC"), nullable=False),
+        pa.field("local", pa.timestamp("us"), nullable=False),
+    ]
+)
+
+
+def test_fixed_width_rows_round_trip_exactly(database_url):
+    """On PostgreSQL these go through binary COPY (no nulls, no text); elsewhere through multi-row inserts."""
+    n = 1000
+    at = [datetime(1999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC).timestamp() + i * 3601.000001 for i in range(n)]
+    data = pa.table(
+        {
+            "k": list(range(n)),
+            "small": [(-1) ** i * i * 1000 for i in range(n)],
+            "x": [i / 3 - 100 for i in range(n)],
+            "flag": [i % 3 == 0 for i in range(n)],
+            "day": pa.array([10_950 + i for i in range(n)], type=pa.int32()).cast(pa.date32()),
+            "at": pa.array([round(t * 1e6) for t in at]).cast(pa.timestamp("us", tz="UTC")),
+            "local": pa.array([round(t * 1e6) for t in at]).cast(pa.timestamp("us")),
+        },
+        schema=FIXED,
+    )
+    db = DatabaseResource(url=database_url)
+    table = sql_table("fixed_probe", FIXED, primary_key=["k"])
+    db.ensure_table(table)
+    db.replace(table, data)
+    got = db.query("SELECT k, small, x, flag, day, at, local FROM fixed_probe ORDER BY k")
+    expected = data.to_pylist()
+    assert len(got) == n
+    for row, want in zip(got, expected, strict=True):
+        at_value = row.at if isinstance(row.at, datetime) else datetime.fromisoformat(row.at)
+        local_value = row.local if isinstance(row.local, datetime) else datetime.fromisoformat(row.local)
+        day_value = row.day if not isinstance(row.day, str) else datetime.fromisoformat(row.day).date()
+        assert (row.k, row.small, row.x, bool(row.flag), day_value) == (
+            want["k"], want["small"], want["x"], want["flag"], want["day"],
+        )  # fmt: skip
+        assert at_value.replace(tzinfo=at_value.tzinfo or UTC) == want["at"]
+        assert local_value.replace(tzinfo=None) == want["local"]
