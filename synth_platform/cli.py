@@ -10,7 +10,8 @@ import sys
 from datetime import UTC, datetime, timedelta
 
 from synth_platform.fileutils import commands as file_commands
-from synth_platform.resources import data_dir
+from synth_platform.resources import data_dir, database_url
+from synth_platform.sinks.database import redact
 from synth_platform.specs import load_platform
 
 
@@ -32,12 +33,23 @@ def demo(args: argparse.Namespace) -> int:
     if code:
         print(f"\nthe run failed (exit {code}); its logs are above and in the UI (make dev)", file=sys.stderr)
         return code
-    print(
-        f"\ndone. Data is under {data_dir()}:\n"
-        f"  SQL database  {os.environ.get('SYNTH_DATABASE_URL') or data_dir() / 'synth.db'}\n"
-        f"Open the UI with `make dev` (http://127.0.0.1:3000); this run is in its Runs history."
-    )
+    print(f"\ndone. Data is under {data_dir()}:")
+    for what, where in targets():
+        print(f"  {what:<14}{where}")
+    print("Open the UI with `make dev` (http://127.0.0.1:3000); this run is in its Runs history.")
     return 0
+
+
+def targets() -> list[tuple[str, str]]:
+    """Where each target's data went (URLs without passwords), as the resources resolve them."""
+    env = os.environ.get
+    tinybird = env("TINYBIRD_API_URL", "https://api.tinybird.co") if env("TINYBIRD_TOKEN") else None
+    return [
+        ("SQL database", redact(database_url())),
+        ("bucket files", env("SYNTH_BUCKET_URL") or str(data_dir() / "bucket")),
+        ("Delta tables", env("SYNTH_DELTA_ROOT") or str(data_dir() / "delta")),
+        ("Tinybird", tinybird or f"outbox {data_dir() / 'tinybird_outbox'} (no TINYBIRD_TOKEN)"),
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:

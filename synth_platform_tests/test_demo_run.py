@@ -25,6 +25,8 @@ def test_demo_backfills_the_demo_window_into_embedded_targets(tmp_path, _data_di
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert f"Data is under {_data_dir}" in done.stdout
+    assert f"bucket files  {_data_dir / 'bucket'}" in done.stdout
+    assert f"SQL database  sqlite:///{_data_dir / 'synth.db'}" in done.stdout
 
     world = load_platform().world
     today = datetime.now(UTC).date()
