@@ -55,6 +55,12 @@ def closed_part(day: Window, step_seconds: int, now: datetime | None = None) -> 
     return day if end_s == day.end_s else Window(day.start, datetime.fromtimestamp(end_s, tz=UTC))
 
 
+def markdown_list(items: list[str], limit: int = 50) -> dg.MetadataValue:
+    """A bulleted list for metadata (the first `limit` items), or "none"."""
+    more = f"\n- ... and {len(items) - limit} more" if len(items) > limit else ""
+    return dg.MetadataValue.md("\n".join(f"- {i}" for i in items[:limit]) + more if items else "none")
+
+
 def markdown_preview(table: pa.Table, rows: int = 5) -> str:
     head = table.slice(0, rows).to_pylist()
     names = table.column_names

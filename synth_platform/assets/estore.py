@@ -18,6 +18,7 @@ from synth_platform.assets.common import (
     Stopwatch,
     closed_part,
     daily_partitions,
+    markdown_list,
     provenance,
     run_window,
     windows_to_write,
@@ -222,7 +223,7 @@ def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
                 "violations": bad,
                 "delivered_distinct_events": delivered,
                 "generated_distinct_events": expected,
-                "examples": dg.MetadataValue.md("\n".join(f"- {n}" for n in notes[:20]) or "none"),
+                "examples": markdown_list(notes, limit=20),
             },
         )
 

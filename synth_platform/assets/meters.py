@@ -28,6 +28,7 @@ from synth_platform.assets.common import (
     Stopwatch,
     closed_part,
     daily_partitions,
+    markdown_list,
     provenance,
     run_window,
     windows_to_write,
@@ -358,7 +359,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                 seed=seed, spec_hash=digest, window=run_window(context), rows=rows, nbytes=nbytes,
                 seconds=clock.seconds, target=bucket.uri(READINGS + "/"), preview=preview,
                 files=dg.MetadataValue.int(files), windows=dg.MetadataValue.int(len(windows)),
-                prefixes=dg.MetadataValue.md("\n".join(f"- {p}" for p in prefixes) or "none"),
+                prefixes=markdown_list(prefixes),
             )
         )  # fmt: skip
 
@@ -390,7 +391,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
         return dg.AssetCheckResult(
             passed=not problems,
             metadata={"files_checked": checked,
-                      "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:50]) or "none")},
+                      "problems": markdown_list(problems)},
         )  # fmt: skip
 
     @dg.asset_check(asset=meter_readings, blocking=True, partitions_def=partitions,
@@ -414,7 +415,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                 problems.append(f"{day.partition_key()}: written up to {end}, the day is closed")
         return dg.AssetCheckResult(
             passed=not problems,
-            metadata={"rows": total, "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none")},
+            metadata={"rows": total, "problems": markdown_list(problems)},
         )
 
     @dg.asset_check(asset=meter_readings, partitions_def=partitions,
@@ -466,7 +467,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                 "meter_hours_compared": compared,
                 "max_abs_diff_kwh": dg.MetadataValue.float(round(worst, 6)),
                 "source": ", ".join(sorted(sources)) or "none",
-                "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems[:50]) or "none"),
+                "problems": markdown_list(problems),
             },
         )
 

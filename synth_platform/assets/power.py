@@ -10,6 +10,7 @@ from synth_platform.assets.common import (
     Stopwatch,
     closed_part,
     daily_partitions,
+    markdown_list,
     provenance,
     run_window,
     windows_to_write,
@@ -129,7 +130,7 @@ def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
                 bad.append(f"{w.partition_key()}: {actual} rows, spec says {expected}")
         return dg.AssetCheckResult(
             passed=not bad,
-            metadata={"rows": total, "mismatches": dg.MetadataValue.md("\n".join(f"- {b}" for b in bad) or "none")},
+            metadata={"rows": total, "mismatches": markdown_list(bad)},
         )
 
     @dg.asset_check(asset=dg.AssetKey("power_usage"), partitions_def=partitions,
