@@ -38,11 +38,20 @@ def windows_to_write(context: dg.AssetExecutionContext, step_seconds: int) -> li
         live = Window(
             datetime.fromisoformat(tags[LIVE_WINDOW_START_TAG]), datetime.fromisoformat(tags[LIVE_WINDOW_END_TAG])
         )
-        if not (run_window(context).start <= live.start and live.end <= run_window(context).end):
-            raise ValueError(f"live window {live} is outside partition {run_window(context)}")
+        partition = run_window(context)
+        if not (partition.start <= live.start and live.end <= partition.end):
+            raise ValueError(f"live window {live} is outside partition {partition}")
         return [live]
-    parts = (closed_part(day, step_seconds) for day in run_window(context).days())
-    return [p for p in parts if p is not None]
+    return [part for _, part in written_days(context, step_seconds)]
+
+
+def written_days(
+    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, step_seconds: int
+) -> list[tuple[Window, Window]]:
+    """(day, written part) for each day of the run's partition range that has a closed step: whole closed days,
+    the open day up to its last closed step. What a partition run writes, and what its checks look at."""
+    parts = ((day, closed_part(day, step_seconds)) for day in run_window(context).days())
+    return [(day, part) for day, part in parts if part is not None]
 
 
 def closed_part(day: Window, step_seconds: int, now: datetime | None = None) -> Window | None:

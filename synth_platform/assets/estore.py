@@ -16,12 +16,12 @@ from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     LIVE_WINDOW_START_TAG,
     Stopwatch,
-    closed_part,
     daily_partitions,
     markdown_list,
     provenance,
     run_window,
     windows_to_write,
+    written_days,
 )
 from synth_platform.assets.power import database_kind
 from synth_platform.pipelining import prefetched
@@ -208,10 +208,7 @@ def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
                     "purchase only while in the cart, return only after a purchase.")  # fmt: skip
     def state_rules(context: dg.AssetCheckExecutionContext, tinybird: TinybirdResource) -> dg.AssetCheckResult:
         bad, notes, delivered, expected = 0, [], 0, 0
-        for day in run_window(context).days():
-            part = closed_part(day, step)
-            if part is None:
-                continue
+        for _, part in written_days(context, step):
             table = delivered_events(tinybird, ds, part)
             count, found = state_violations(table)
             bad, notes = bad + count, notes + found

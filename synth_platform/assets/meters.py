@@ -26,12 +26,12 @@ from synth_platform import __version__
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     Stopwatch,
-    closed_part,
     daily_partitions,
     markdown_list,
     provenance,
     run_window,
     windows_to_write,
+    written_days,
 )
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import (
@@ -363,16 +363,12 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             )
         )  # fmt: skip
 
-    def written_days(context: dg.AssetCheckExecutionContext) -> list[tuple[Window, Window]]:
-        parts = ((day, closed_part(day, slice_s)) for day in run_window(context).days())
-        return [(day, part) for day, part in parts if part is not None]
-
     @dg.asset_check(asset=meter_readings, blocking=True, partitions_def=partitions,
                     description="Every manifest's files exist with its sizes and CRC32C; no object is left outside a "
                     "manifest (a failed or stale write).")  # fmt: skip
     def manifest_matches_objects(context: dg.AssetCheckExecutionContext, bucket: BucketResource):
         problems, checked = [], 0
-        for day, _ in written_days(context):
+        for day, _ in written_days(context, slice_s):
             prefix, manifests, objects = day_manifests(bucket, day)
             if not manifests:
                 problems.append(f"{bucket.uri(prefix)}: no manifest (missing or incomplete)")
@@ -399,7 +395,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                     "manifests cover the written part of each day.")  # fmt: skip
     def row_count(context: dg.AssetCheckExecutionContext, bucket: BucketResource):
         problems, total = [], 0
-        for day, part in written_days(context):
+        for day, part in written_days(context, slice_s):
             _, manifests, _ = day_manifests(bucket, day)
             end = day.start
             for manifest_prefix, body in manifests:
@@ -424,7 +420,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
     def power_agreement(context: dg.AssetCheckExecutionContext, bucket: BucketResource, database: DatabaseResource):
         ids = fleet_ids()
         compared, worst, problems, sources = 0, 0.0, [], set()
-        for day, _ in written_days(context):
+        for day, _ in written_days(context, slice_s):
             _, manifests, _ = day_manifests(bucket, day)
             if not manifests:
                 problems.append(f"{day.partition_key()}: nothing written")

@@ -8,12 +8,12 @@ import sqlalchemy as sa
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     Stopwatch,
-    closed_part,
     daily_partitions,
     markdown_list,
     provenance,
     run_window,
     windows_to_write,
+    written_days,
 )
 from synth_platform.pipelining import prefetched
 from synth_platform.sinks.database import DatabaseResource, WriteResult
@@ -113,16 +113,11 @@ def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
             )  # fmt: skip
         )
 
-    def written_windows(context: dg.AssetCheckExecutionContext) -> list[Window]:
-        """The part of each checked day that the asset writes: whole closed days, the open day up to now."""
-        parts = (closed_part(day, spec.usage.interval_seconds) for day in run_window(context).days())
-        return [p for p in parts if p is not None]
-
     @dg.asset_check(asset=dg.AssetKey("power_usage"), partitions_def=partitions, blocking=True,
                     description="Rows per checked day equal what the spec generates for it.")  # fmt: skip
     def row_count(context: dg.AssetCheckExecutionContext, database: DatabaseResource):
         bad, total = [], 0
-        for w in written_windows(context):
+        for _, w in written_days(context, spec.usage.interval_seconds):
             expected = expected_rows(spec, seed, w)
             actual = _count(database, w)
             total += actual
