@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -13,9 +14,10 @@ import pytest
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.assets.meters import write_readings_window
 from synth_platform.definitions import MAIN_JOB, build_definitions
-from synth_platform.sinks.files import MANIFEST, BucketResource
+from synth_platform.sinks.files import MANIFEST, BucketResource, window_prefix
 from synth_platform.specs import load_platform
 from synth_platform.specs.meters import load_meters
+from synth_platform.world.late_slices import arrives_with, delay_slices, delivered_with, late_count
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
@@ -160,6 +162,90 @@ def test_live_slices_then_the_whole_day(config_dir, monkeypatch, instance, local
     early = {line for line in day_lines.splitlines() if orjson.loads(line)["timestamp"] < f"{DAYS[0]}T00:20"}
     assert early == set(live_lines.splitlines())  # the backfill equals the union of the live windows
     assert all(checks_of(run(defs, instance, DAYS[0], job=CHECKS)).values())
+
+
+def slice_folders(bucket: BucketResource, day: str) -> set[str]:
+    return {n.split("/")[2] for n in bucket.list(f"meter_readings/dt={day}/slice=")}
+
+
+def folder(window: Window) -> str:
+    return window_prefix("meter_readings", window).split("/")[2]
+
+
+def data_files(bucket: BucketResource, prefix: str) -> dict[str, bytes]:
+    return {n[len(prefix) :]: bucket.read_bytes(n) for n in sorted(bucket.list(prefix)) if not n.endswith(MANIFEST)}
+
+
+def test_late_slices_arrive_with_a_later_live_window(config_dir, monkeypatch, instance, local_url, tmp_path):
+    defs = make_defs(config_dir, monkeypatch, local_url, live_slice_minutes=10,
+                     **{"faults.late_probability": 0.3, "faults.late_slices": [1, 3],
+                        "faults.gap_probability": 0.5})  # fmt: skip
+    platform = load_platform(config_dir)
+    spec, seed = platform.get("meters"), platform.world.seed
+    day = Window.for_day(DAYS[0])
+    windows = list(day.split(spec.live_slice_seconds))[:8]
+    plan = [delivered_with(spec, seed, w) for w in windows]
+    held = [w for w, delivered in zip(windows, plan, strict=True) if w not in delivered]
+    assert any(arrives_with(spec, seed, w) in windows for w in held)  # precondition: a held slice arrives in view
+    bucket = BucketResource(url=local_url)
+    delivered: set[Window] = set()
+    for window, due in zip(windows, plan, strict=True):
+        tags = {LIVE_WINDOW_START_TAG: window.start.isoformat(), LIVE_WINDOW_END_TAG: window.end.isoformat()}
+        result = run(defs, instance, DAYS[0], job="live_meter_readings", tags=tags)
+        assert result.success
+        delivered |= set(due)
+        assert slice_folders(bucket, DAYS[0]) == {folder(w) for w in delivered}  # a held slice is absent until due
+        meta = result.asset_materializations_for_node("meter_readings")[0].metadata
+        assert meta["late_held"].value == ("none" if window in due else str(window))
+        late = [w for w in due if w != window]
+        assert meta["late_delivered"].value == ("\n".join(f"- {w}" for w in late) if late else "none")
+        for w in late:
+            body = bucket.manifest(window_prefix("meter_readings", w))
+            delay = (window.start_s - w.start_s) // spec.live_slice_seconds
+            assert delay == delay_slices(spec, seed, w) and 1 <= delay <= 3
+            arrived = f"{window.start.isoformat()}/{window.end.isoformat()}"
+            assert body["faults"]["late"] == {"delay_slices": delay, "arrived_with": arrived}
+            assert body["faults"]["late_slice_count"] == 1
+    assert delivered == {w for w in windows if arrives_with(spec, seed, w) in windows}
+    on_time = BucketResource(url=str(tmp_path / "on-time"))
+    ids = id_numbers(seed, METERS, spec.fleet.id_format)
+    for w in held:  # what arrives late is what an on-time write of the window gives
+        if w in delivered:
+            write_readings_window(on_time, spec, seed, ids, w, "h")
+            prefix = window_prefix("meter_readings", w)
+            assert data_files(bucket, prefix) == data_files(on_time, prefix) != {}
+    live_lines = b"".join(gzip.decompress(raw) for w in sorted(delivered)
+                          for raw in data_files(bucket, window_prefix("meter_readings", w)).values())  # fmt: skip
+
+    assert run(defs, instance, DAYS[0]).success  # the whole day replaces its slices
+    assert not slice_folders(bucket, DAYS[0])
+    manifest = bucket.manifest(f"meter_readings/dt={DAYS[0]}/")
+    assert manifest["rows"] == expected_rows(spec, seed, day)
+    assert manifest["faults"]["late_slice_count"] == late_count(spec, seed, day) > 0
+    assert manifest["faults"]["late_slices"] == [1, 3] and "late" not in manifest["faults"]  # config, on time
+    day_lines = b"".join(gzip.decompress(raw) for raw in data_files(bucket, f"meter_readings/dt={DAYS[0]}/").values())
+    covered = {(w.start.isoformat().replace("+00:00", "Z"), w.end.isoformat().replace("+00:00", "Z"))
+               for w in delivered}  # fmt: skip
+    early = {line for line in day_lines.splitlines()
+             if any(lo <= orjson.loads(line)["timestamp"] < hi for lo, hi in covered)}  # fmt: skip
+    assert early == set(live_lines.splitlines())  # the backfill equals the union of the delivered live slices
+    assert all(checks_of(run(defs, instance, DAYS[0], job=CHECKS)).values())
+
+
+def test_a_late_slice_already_held_by_a_written_window_is_skipped(config_dir, tmp_path):
+    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": METERS, "faults.late_probability": 1.0})
+    spec = load_meters(config_dir)
+    ids = id_numbers(7, METERS)
+    bucket = BucketResource(url=str(tmp_path / "bucket"))
+    day = Window.for_day(DAYS[1])
+    hour = Window(day.start, day.start + timedelta(hours=1))  # a partition run of the open day at 01:0x
+    assert write_readings_window(bucket, spec, 7, ids, hour, "h") is not None
+    late = list(hour.split(spec.live_slice_seconds))[-1]
+    arrival = arrives_with(spec, 7, late)
+    assert arrival is not None and arrival.start >= hour.end
+    assert write_readings_window(bucket, spec, 7, ids, late, "h", arrived_with=arrival) is None
+    assert slice_folders(bucket, DAYS[1]) == {folder(hour)}  # no second copy of the slice's rows
+    assert bucket.manifest(window_prefix("meter_readings", hour))["faults"]["late_slice_count"] == 6
 
 
 def test_gcs_bucket_idempotent_and_upload_failure(config_dir, monkeypatch, instance, gcs_bucket_url):  # noqa: F811

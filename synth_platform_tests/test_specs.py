@@ -35,6 +35,11 @@ def test_shipped_config_loads(config_dir):
         ("world.yaml", {"domains": ["power", "power"]}, "world.yaml: domains: a domain is listed twice"),
         ("world.yaml", {"domains": ["weather"]}, "world.yaml: domains.0: Input should be 'power'"),
         ("world.yaml", {"start_date": "yesterday"}, "world.yaml: start_date: Input should be a valid date"),
+        ("meters.yaml", {"faults.late_slices": [4, 2]},
+         "meters.yaml: faults.late_slices: must be [low, high] live windows with 1 <= low <= high"),
+        ("meters.yaml", {"faults.late_slices": [0, 3]}, "meters.yaml: faults.late_slices: must be"),
+        ("meters.yaml", {"faults.late_slices": [1, 145]}, "meters.yaml: faults.late_slices: must be"),
+        ("meters.yaml", {"faults.late_probability": 1.5}, "meters.yaml: faults.late_probability: Input should be"),
     ],
 )  # fmt: skip
 def test_invalid_values_name_file_key_and_reason(config_dir, file, changes, expected):

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from synth_platform import __version__
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
+    LIVE_WINDOW_START_TAG,
     Stopwatch,
     daily_partitions,
     markdown_list,
@@ -48,6 +49,7 @@ from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.specs.meters import MetersSpec
+from synth_platform.world.late_slices import arrives_with, delay_slices, delivered_with, late_count
 from synth_platform.world.load_profile import HOUR
 from synth_platform.world.meter_ids import format_ids, id_numbers, id_strings
 from synth_platform.world.meters import (
@@ -161,10 +163,17 @@ def reading_pieces(spec: MetersSpec, seed: int, ids: np.ndarray, window: Window,
 
 
 def write_readings_window(
-    bucket: BucketResource, spec: MetersSpec, seed: int, ids: np.ndarray, window: Window, digest: str
+    bucket: BucketResource,
+    spec: MetersSpec,
+    seed: int,
+    ids: np.ndarray,
+    window: Window,
+    digest: str,
+    arrived_with: Window | None = None,
 ) -> PrefixResult | None:
     """Replace one window's files: a whole day replaces dt=D/ (its live slices included), a part of a day its own
-    slice=... folder and the slices it covers. None when the day was already written whole."""
+    slice=... folder and the slices it covers. None when the day, or a window holding this one, is written already.
+    `arrived_with`: the later live window a late slice is delivered with (recorded in its manifest)."""
     prefix = window_prefix(READINGS, window)
     day_prefix = window_prefix(READINGS, Window.for_day(window.start.date()))
     also_remove = []
@@ -173,10 +182,18 @@ def write_readings_window(
             return None  # the whole day is there already, and it holds this window's rows
         folders = {n[len(day_prefix) :].split("/", 1)[0] for n in bucket.list(day_prefix + "slice=")}
         for folder in folders:
-            other = slice_window(day_prefix, folder)
-            inside = other is not None and window.start <= other.start and other.end <= window.end
-            if inside and day_prefix + folder + "/" != prefix:
-                also_remove.append(day_prefix + folder + "/")
+            other, other_prefix = slice_window(day_prefix, folder), day_prefix + folder + "/"
+            if other is None or other_prefix == prefix:
+                continue
+            if other.start <= window.start and window.end <= other.end and bucket.manifest(other_prefix) is not None:
+                return None  # e.g. a late slice arriving after a partition run wrote the open day up to past it
+            if window.start <= other.start and other.end <= window.end:
+                also_remove.append(other_prefix)
+    # The config's late_slices is the delay range; the count of the window's late slices needs its own key.
+    faults: dict = {**spec.faults.model_dump(mode="json"), "late_slice_count": late_count(spec, seed, window)}
+    if arrived_with is not None:
+        interval = f"{arrived_with.start.isoformat()}/{arrived_with.end.isoformat()}"  # ISO 8601 interval
+        faults["late"] = {"delay_slices": delay_slices(spec, seed, window), "arrived_with": interval}
     stats: dict = {}
     with bucket.replace_prefix(prefix, also_remove) as writer:
         write_pieces(
@@ -199,7 +216,7 @@ def write_readings_window(
                 "interval_seconds": spec.interval_seconds,
                 "meters": spec.fleet.count,
                 "faults": {
-                    **spec.faults.model_dump(mode="json"),
+                    **faults,
                     "missing_readings": full - rows,
                     "zero_readings": stats.get("zero_readings", 0),
                 },
@@ -323,6 +340,21 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             )
         )  # fmt: skip
 
+    def live_delivery(context: dg.AssetExecutionContext, live: Window) -> tuple[list[Window], dict]:
+        """The slices a live run writes (late ones due now, then its own window unless that is late), logged."""
+        delivered = delivered_with(spec, seed, live)
+        held = "none"
+        if live not in delivered:
+            held, due = str(live), arrives_with(spec, seed, live)
+            context.log.info(
+                f"slice {live} held back: late by {delay_slices(spec, seed, live)} slices, arrives with "
+                + (f"slice {due}" if due is not None else "the daily close (due after the day's last slice)")
+            )
+        late = [str(w) for w in delivered if w != live]
+        for w in late:
+            context.log.info(f"delivering late slice {w} (due with this window)")
+        return delivered, {"late_held": dg.MetadataValue.text(held), "late_delivered": markdown_list(late)}
+
     @dg.asset(
         group_name="meters",
         kinds={"gcs", "file"},
@@ -330,19 +362,25 @@ def build(platform: PlatformSpec) -> dg.Definitions:
         backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
         deps=[meter_fleet],
         description="Readings of every meter every interval, as daily part files under dt=YYYY-MM-DD/ with a "
-        "_manifest.json written last; live windows go to slice=HHMMSS-HHMMSS/ folders of the day.",
+        "_manifest.json written last; live windows go to slice=HHMMSS-HHMMSS/ folders of the day (a late slice "
+        "with a later window).",
         metadata={LIVE_CADENCE_METADATA: slice_s},
     )
     def meter_readings(context: dg.AssetExecutionContext, bucket: BucketResource) -> dg.MaterializeResult:
         clock = Stopwatch()
         windows = windows_to_write(context, slice_s)
+        live, late_meta = None, {}
+        if LIVE_WINDOW_START_TAG in context.run.tags:  # lateness is a live-delivery fault; partition runs are on time
+            live = windows[0]
+            windows, late_meta = live_delivery(context, live)
         ids = fleet_ids()
         rows = nbytes = files = 0
         prefixes = []
         for i, window in enumerate(windows, 1):
-            result = write_readings_window(bucket, spec, seed, ids, window, digest)
+            arrived_with = live if live is not None and window != live else None
+            result = write_readings_window(bucket, spec, seed, ids, window, digest, arrived_with)
             if result is None:
-                context.log.info(f"[{i}/{len(windows)}] {window}: the whole day is written already; skipped")
+                context.log.info(f"[{i}/{len(windows)}] {window}: held by a written day or window; skipped")
                 continue
             rows, nbytes, files = rows + result.rows, nbytes + result.bytes, files + len(result.files)
             prefixes.append(bucket.uri(result.prefix))
@@ -359,7 +397,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                 seed=seed, spec_hash=digest, window=run_window(context), rows=rows, nbytes=nbytes,
                 seconds=clock.seconds, target=bucket.uri(READINGS + "/"), preview=preview,
                 files=dg.MetadataValue.int(files), windows=dg.MetadataValue.int(len(windows)),
-                prefixes=markdown_list(prefixes),
+                prefixes=markdown_list(prefixes), **late_meta,
             )
         )  # fmt: skip
 

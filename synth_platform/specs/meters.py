@@ -39,6 +39,12 @@ class Faults(Spec):
     zero_probability: float = pydantic.Field(
         0.0, ge=0, le=0.5, description="Chance a reading reports zero power and energy (quality=zero)"
     )
+    late_probability: float = pydantic.Field(
+        0.0, ge=0, le=1, description="Chance a live slice's files arrive late, with a later live window"
+    )
+    late_slices: tuple[int, int] = pydantic.Field(
+        (1, 6), description="[fewest, most] live windows later that a late slice arrives"
+    )
 
     @pydantic.field_validator("gap_minutes")
     @classmethod
@@ -47,8 +53,16 @@ class Faults(Spec):
             raise ValueError("must be [low, high] minutes with 1 <= low <= high <= 1440")
         return v
 
+    @pydantic.field_validator("late_slices")
+    @classmethod
+    def _late_range(cls, v: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= v[0] <= v[1] <= 144:
+            raise ValueError("must be [low, high] live windows with 1 <= low <= high <= 144")
+        return v
+
     @property
     def any(self) -> bool:
+        """Some fault changes the readings themselves (late files only delay their delivery)."""
         return self.gap_probability > 0 or self.zero_probability > 0
 
 
