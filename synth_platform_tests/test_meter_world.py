@@ -92,6 +92,19 @@ def test_rendered_ndjson_parses_to_the_same_values():
         render([Number("x", np.array([np.nan]), 2)], 1)
 
 
+@pytest.mark.parametrize("decimals", range(9))
+def test_rendered_numbers_match_python_formatting(decimals):
+    """Every width and sign, on both sides of the eight-digit fast path, as Python's fixed-point formatting."""
+    rng = np.random.default_rng(decimals)
+    magnitude = 10.0 ** rng.integers(-decimals, 13 - decimals, 20_000)
+    values = np.round(rng.uniform(-1, 1, 20_000) * magnitude, decimals)
+    edges = np.array([10**k for k in range(14 - decimals)], dtype=np.float64)
+    values = np.concatenate([values, edges, edges - 10.0**-decimals, -edges, [0.0]])
+    values = np.where(values == 0, 0.0, values)  # Python writes -0.0 as "-0", JSON-wise the same as 0
+    out = render([Number("x", values, decimals)], len(values))
+    assert out == b"".join(b'{"x":%s}\n' % f"{v:.{decimals}f}".encode() for v in values)
+
+
 @pytest.mark.parametrize("cycle", [7, 20_000])  # shorter and longer than a rendering pass
 def test_rendered_text_cycles_and_runs_match_per_row_formatting(cycle):
     """Text repeats as a cycle (timestamps per meter) or in runs (a meter's id); full-width lines skip compaction."""
