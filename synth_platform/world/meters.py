@@ -112,20 +112,17 @@ def readings(spec: MetersSpec, seed: int, index: np.ndarray, id_numbers: np.ndar
         slots=slots,
         energy_kwh=np.round(energy, 6),
         power_kw=np.round(energy * (HOUR / spec.interval_seconds), 4),
-        voltage=np.round(_voltage(spec, seed, index, slots, energy), 2),
+        voltage=np.round(_voltage(spec, seed, index, slots), 2),
         present=present,
         zero=zero,
     )
 
 
-def _voltage(spec: MetersSpec, seed: int, index: np.ndarray, slots: np.ndarray, energy: np.ndarray) -> np.ndarray:
-    """Nominal, plus the meter's own offset, plus a triangular jitter per reading from one hash split in two."""
+def _voltage(spec: MetersSpec, seed: int, index: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """Nominal, plus the meter's own offset, plus a triangular jitter per reading."""
     v = spec.voltage
     offset = v.meter_sd * seeding.normal(seeding.stream_key(seed, "meters", "voltage_offset"), index)
-    bits = seeding.hash64(seeding.stream_key(seed, "meters", "voltage"), index[:, None], slots)
-    halves = bits.view(np.uint32)  # the two 32-bit halves of each hash, side by side (uint32 converts fast)
-    both = np.add(halves[:, 0::2], halves[:, 1::2], dtype=np.float64)
-    jitter = v.reading_jitter * (both / 2.0**32 - 1.0)
+    jitter = v.reading_jitter * seeding.triangular(seeding.stream_key(seed, "meters", "voltage"), index[:, None], slots)
     return v.nominal + offset[:, None] + jitter
 
 
