@@ -5,7 +5,7 @@ Layout of a windowed stream (see `window_prefix`):
   <stream>/dt=YYYY-MM-DD/slice=HHMMSS-HHMMSS/part-00000... _manifest.json  a part of a day (live windows)
 
 Replacing a prefix: (1) its old manifest is deleted, so a reader never sees a manifest over files being changed;
-(2) the new files are written under deterministic names (locally through a temp name and an atomic rename; to GCS
+(2) the new files are written under deterministic names (locally through a temp name, fsync and an atomic rename; to GCS
 from a bounded local staging area by a bounded pool of uploads, each retried, verified by CRC32C, and only then
 removed from staging); (3) objects under the prefix that the new write did not produce (stale parts, the live
 slices a whole day replaces) are deleted; (4) `_manifest.json` is written last. A failed upload fails the write
@@ -43,6 +43,7 @@ from synth_platform.world.windows import DAY_SECONDS, PARTITION_FORMAT, Window, 
 MANIFEST = "_manifest.json"
 _TMP_SUFFIX = ".tmp"
 _ABANDONED_TMP_S = 3600.0  # a write of one prefix takes seconds; an hour-old temp file belongs to a dead run
+_WRITEBACK_BYTES = 16 << 20  # a local file starts going to disk every 16 MB, so its final fsync finds little left
 
 
 class UploadFailed(RuntimeError):
@@ -252,8 +253,12 @@ class BucketResource(dg.ConfigurableResource):
         path = self._root / name
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}")
-        tmp.write_bytes(data)
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
+        _sync_dir(path.parent)
 
     def _retrying(self, action: Callable[[], Any]) -> Any:
         delay = self.retry_backoff_seconds
@@ -300,23 +305,52 @@ def _remove_empty_dirs(root: Path) -> None:
 
 
 class StagedFile:
-    """A file being written: counts bytes and rows and keeps a running CRC32C."""
+    """A file being written: counts bytes and rows and keeps a running CRC32C. A `durable` file (a local bucket's)
+    is handed to the disk as it grows and synced when done, so a manifest never lists data still in memory."""
 
-    def __init__(self, path: Path, name: str):
-        self.path, self.name = path, name
+    def __init__(self, path: Path, name: str, durable: bool = False):
+        self.path, self.name, self.durable = path, name, durable
         self.handle: BinaryIO = open(path, "wb")  # noqa: SIM115 - closed by PrefixWriter
         self.crc = google_crc32c.Checksum()
         self.bytes = 0
         self.rows = 0
         self.extra: dict[str, Any] = {}
+        self._handed_over = 0  # bytes whose writeback has been started
 
     def write(self, data: bytes | memoryview) -> None:
         self.handle.write(data)
         self.crc.update(data)
         self.bytes += len(data)
+        if self.durable and self.bytes - self._handed_over >= _WRITEBACK_BYTES:
+            self.handle.flush()
+            _start_writeback(self.handle.fileno(), self._handed_over, self.bytes - self._handed_over)
+            self._handed_over = self.bytes
+
+    def close(self) -> None:
+        if self.durable and not self.handle.closed:
+            self.handle.flush()
+            os.fsync(self.handle.fileno())
+        self.handle.close()
 
     def entry(self) -> FileEntry:
         return FileEntry(self.name, self.rows, self.bytes, base64.b64encode(self.crc.digest()).decode(), self.extra)
+
+
+def _start_writeback(fd: int, offset: int, length: int) -> None:
+    """Start writing a range to disk without waiting (Linux starts writeback on DONTNEED, then drops the clean
+    pages: output files are not read again). Without this, the whole file would wait for the final fsync."""
+    if hasattr(os, "posix_fadvise"):
+        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
+
+
+def _sync_dir(path: Path) -> None:
+    """Make the renames in a folder durable (POSIX; a no-op where folders cannot be opened)."""
+    with suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 class PrefixWriter:
@@ -347,14 +381,14 @@ class PrefixWriter:
                 self._room.wait_for(lambda: self._staged < self.bucket.staging_mb * 1_000_000)
             staged = StagedFile(self.staging / name, name)
         else:
-            staged = StagedFile(self.staging / f".{name}.{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}", name)
+            staged = StagedFile(self.staging / f".{name}.{uuid.uuid4().hex[:8]}{_TMP_SUFFIX}", name, durable=True)
         try:
             yield staged
         except BaseException:
             staged.handle.close()
             staged.path.unlink(missing_ok=True)
             raise
-        staged.handle.close()
+        staged.close()
         entry = staged.entry()
         self.files.append(entry)
         if self._pool is None:
@@ -394,6 +428,7 @@ class PrefixWriter:
         if not self.bucket.is_gcs:
             _remove_abandoned_tmp(self.bucket._root / self.prefix)
             _remove_empty_dirs(self.bucket._root / self.prefix)
+            _sync_dir(self.bucket._root / self.prefix)  # the files' renames reach the disk before the manifest
         body = {
             **manifest,
             "files": [f.as_json() for f in self.files],
