@@ -9,9 +9,12 @@ JSON for a value rounded to those decimals.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
+
+_scratch = threading.local()  # each rendering thread's output buffer, reused: fresh pages cost a fault each
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,7 @@ def render(fields: list[Field], rows: int, keep: np.ndarray | None = None) -> by
     for row, field in zip(values, numbers, strict=True):
         row[:] = field.values[:rows]
     line_bound = sum(map(len, literals)) + int(text_shape[:, 1].sum()) + len(numbers) * (ndjson_kernel.MAX_DIGITS + 2)
-    out = np.empty(rows * line_bound + ndjson_kernel.BLOCK, dtype=np.uint8)
+    out = _buffer(rows * line_bound + ndjson_kernel.BLOCK)
     written = ndjson_kernel.render_rows(
         out, rows, np.ones(rows, np.bool_) if keep is None else np.asarray(keep, np.bool_),
         np.frombuffer(b"".join([*literals, slack]), np.uint8), np.cumsum([0, *map(len, literals)]),
@@ -69,6 +72,14 @@ def render(fields: list[Field], rows: int, keep: np.ndarray | None = None) -> by
     if written < 0:
         raise ValueError(f"{numbers[-written - 1].name}: values must be finite and below 1e18 / 10^decimals")
     return out[:written].tobytes()  # bytes: google_crc32c takes nothing else
+
+
+def _buffer(size: int) -> np.ndarray:
+    """This thread's scratch buffer of at least `size` bytes (render copies its result out, so reuse is safe)."""
+    buf = getattr(_scratch, "buf", None)
+    if buf is None or len(buf) < size:
+        buf = _scratch.buf = np.empty(size, dtype=np.uint8)
+    return buf
 
 
 def _literals(fields: list[Field]) -> list[bytes]:
