@@ -46,18 +46,12 @@ class Faults(Spec):
         (1, 6), description="[fewest, most] live windows later that a late slice arrives"
     )
 
-    @pydantic.field_validator("gap_minutes")
+    @pydantic.field_validator("gap_minutes", "late_slices")
     @classmethod
-    def _range(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if not 1 <= v[0] <= v[1] <= 1440:
-            raise ValueError("must be [low, high] minutes with 1 <= low <= high <= 1440")
-        return v
-
-    @pydantic.field_validator("late_slices")
-    @classmethod
-    def _late_range(cls, v: tuple[int, int]) -> tuple[int, int]:
-        if not 1 <= v[0] <= v[1] <= 144:
-            raise ValueError("must be [low, high] live windows with 1 <= low <= high <= 144")
+    def _range(cls, v: tuple[int, int], info: pydantic.ValidationInfo) -> tuple[int, int]:
+        unit, limit = ("minutes", 1440) if info.field_name == "gap_minutes" else ("live windows", 144)
+        if not 1 <= v[0] <= v[1] <= limit:
+            raise ValueError(f"must be [low, high] {unit} with 1 <= low <= high <= {limit}")
         return v
 
     @property
