@@ -240,6 +240,6 @@ def test_line_batches_keep_whole_lines_within_bounds(sizes, max_bytes, max_rows,
 
 
 def test_gzip_on_the_wire_decodes_to_the_ndjson(day_ndjson):
-    from synth_platform.sinks.tinybird import gzip_bytes
+    from synth_platform.sinks.compression import gzip_member
 
-    assert gzip.decompress(gzip_bytes(day_ndjson)) == day_ndjson
+    assert gzip.decompress(gzip_member(day_ndjson)) == day_ndjson

@@ -1,7 +1,7 @@
 """Smart-meter wiring: `meter_fleet`, daily `meter_readings` files in the bucket, and their checks.
 
-The readings of a window are produced in blocks of meters by a small thread pool (numpy and zlib release the GIL),
-in order, with a bounded number of blocks in flight, so memory does not grow with the fleet.
+The readings of a window are produced in blocks of meters by a small thread pool (numpy, the renderer and gzip
+release the GIL), in order, with a bounded number of blocks in flight, so memory does not grow with the fleet.
 """
 
 import gzip
@@ -34,13 +34,13 @@ from synth_platform.assets.common import (
     windows_to_write,
     written_days,
 )
+from synth_platform.sinks.compression import gzip_member
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import (
     MANIFEST,
     BucketResource,
     Piece,
     PrefixResult,
-    gzip_member,
     slice_window,
     window_prefix,
     write_pieces,

@@ -21,7 +21,6 @@ import shutil
 import threading
 import time
 import uuid
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
@@ -467,12 +466,6 @@ EXTENSIONS = {"ndjson": ".ndjson", "ndjson.gz": ".ndjson.gz", "parquet": ".parqu
 def file_name(group: str, seq: int, extension: str) -> str:
     """group.ext, then group-001.ext, ... when a group continues past the size limit."""
     return f"{group}{extension}" if seq == 0 else f"{group}-{seq:03d}{extension}"
-
-
-def gzip_member(data: bytes | memoryview, level: int) -> bytes:
-    """One gzip member; members concatenate into a valid .gz file, so pieces compress independently (in parallel)."""
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 31)
-    return compressor.compress(data) + compressor.flush()
 
 
 def write_pieces(writer: PrefixWriter, pieces: Iterable[Piece], file_format: str, max_bytes: int) -> list[FileEntry]:

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import time
-import zlib
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -30,10 +29,10 @@ import polars as pl
 import pyarrow as pa
 from pydantic import Field
 
+from synth_platform.sinks.compression import gzip_member
 from synth_platform.world.windows import Window, utc
 
 _RETRY_STATUS = {500, 502, 503, 504}
-_GZIP_LEVEL = 1  # NDJSON of ids and numbers compresses ~5x even at level 1; higher levels cost CPU, not bytes
 _SQL_TIME = "%Y-%m-%d %H:%M:%S"
 _WINDOW_FILE = re.compile(r"^(\d{6})-(\d{6})\.ndjson$")
 
@@ -103,11 +102,6 @@ def line_batches(body: bytes, max_bytes: int, max_rows: int) -> Iterator[memoryv
         start, line = int(ends[last]), last + 1
 
 
-def gzip_bytes(data: bytes | memoryview) -> bytes:
-    z = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)
-    return z.compress(data) + z.flush()
-
-
 def _line_count(data: bytes | memoryview) -> int:
     return bytes(data).count(b"\n") + (1 if len(data) and data[-1:] != b"\n" else 0)
 
@@ -168,7 +162,7 @@ class TinybirdResource(dg.ConfigurableResource):
 
     def _post_events(self, datasource: str, batch: memoryview) -> Delivery:
         rows = _line_count(batch)
-        wire = gzip_bytes(batch)
+        wire = gzip_member(batch)
         result = Delivery(rows=rows, bytes=len(batch), wire_bytes=len(wire), batches=1)
         try:
             response, attempts = self._request(
@@ -205,7 +199,7 @@ class TinybirdResource(dg.ConfigurableResource):
         self, datasource: str, body: bytes, mode: str = "append", replace_condition: str | None = None
     ) -> Delivery:
         """One Data Sources API import of an NDJSON file (gzip on the wire)."""
-        wire = gzip_bytes(body)
+        wire = gzip_member(body)
         params = {"name": datasource, "mode": mode, "format": "ndjson"}
         if replace_condition:
             params["replace_condition"] = replace_condition
