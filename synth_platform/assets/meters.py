@@ -4,7 +4,6 @@ The readings of a window are produced in blocks of meters by a small thread pool
 release the GIL), in order, with a bounded number of blocks in flight, so memory does not grow with the fleet.
 """
 
-import gzip
 import io
 import os
 from collections import deque
@@ -34,7 +33,7 @@ from synth_platform.assets.common import (
     windows_to_write,
     written_days,
 )
-from synth_platform.sinks.compression import gzip_member
+from synth_platform.sinks.compression import gunzip, gzip_member
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import (
     MANIFEST,
@@ -255,7 +254,7 @@ def read_table(bucket: BucketResource, name: str) -> pa.Table:
     if name.endswith(".parquet"):
         return pq.read_table(io.BytesIO(raw))
     if name.endswith(".gz"):
-        raw = gzip.decompress(raw)
+        raw = gunzip(raw)
     return pajson.read_json(io.BytesIO(raw), read_options=pajson.ReadOptions(block_size=1 << 24))
 
 
