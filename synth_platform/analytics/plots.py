@@ -5,13 +5,24 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def _figure() -> Figure:
+    # Imported here: matplotlib takes over half a second to load, and every Dagster step process imports this module.
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(8, 4))
 
 
 def _png(fig: Figure) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
     FigureCanvasAgg(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=96, bbox_inches="tight")
@@ -24,7 +35,7 @@ def markdown_image(png: bytes, alt: str) -> str:
 
 def load_profile_png(profile: Mapping[str, Sequence[float | None]], unit: str) -> bytes:
     """One line per group over the 24 UTC hours; `profile[group][hour]` is the mean (None: no readings)."""
-    fig = Figure(figsize=(8, 4))
+    fig = _figure()
     ax = fig.add_subplot()
     hours = np.arange(24)
     for group, values in sorted(profile.items()):
@@ -37,7 +48,7 @@ def load_profile_png(profile: Mapping[str, Sequence[float | None]], unit: str) -
 
 def latency_png(latencies_ms: Mapping[str, Sequence[float]]) -> bytes:
     """Latency distribution per target (empirical CDF, log scale) with p50/p95/p99 marked."""
-    fig = Figure(figsize=(8, 4))
+    fig = _figure()
     ax = fig.add_subplot()
     for target, values in sorted(latencies_ms.items()):
         if not len(values):
