@@ -121,6 +121,11 @@ def report(instance: dg.DagsterInstance, started: datetime, stopped: datetime, l
     print(f"lag (visible - window end)  p50 {p50:.1f}s  p95 {p95:.1f}s  max {max(lags, default=float('nan')):.1f}s")
     print(f"p95 / cadence   {p95 / CADENCE:.2f}x (target <= 3x)")
     ok = bool(due) and not missing and not duplicates and p95 <= 3 * CADENCE
+    for run in runs:
+        if run.status == dg.DagsterRunStatus.FAILURE:
+            ended = instance.get_run_record_by_id(run.run_id).end_time or stopped.timestamp()
+            when = "stopped with the daemon" if ended >= stopped.timestamp() else "failed while the daemon ran"
+            print(f"failed run      {run.run_id[:8]} for the window ending {run.tags[LIVE_WINDOW_END_TAG]} ({when})")
     if not ok and missing:
         print(f"first missing windows (end): {[w.isoformat() for w in missing[:5]]}")
     return ok
