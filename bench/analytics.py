@@ -9,11 +9,11 @@ from pathlib import Path
 
 from synth_platform.analytics import report
 from synth_platform.analytics.queries import POWER_USAGE
-from synth_platform.assets.power import write_power_windows
 from synth_platform.fileutils.csv_to_ndjson import csv_to_ndjson
 from synth_platform.fileutils.split import split_file
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.specs.power import Devices, PowerSpec, Usage
+from synth_platform.streams.power import write_power_windows
 from synth_platform.world.windows import Window
 from synth_platform_tests.services import POSTGRES_ADMIN_URL, scratch_database
 

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 import orjson
 
-from synth_platform.assets.meters import write_readings_window
 from synth_platform.sinks.files import BucketResource
 from synth_platform.specs.meters import Fleet, MetersSpec, Output
+from synth_platform.streams.meters import write_readings_window
 from synth_platform.world.devices import building_type_index, device_scale
 from synth_platform.world.load_profile import profile_table
 from synth_platform.world.meter_ids import id_numbers, id_strings
@@ -147,7 +147,7 @@ def _best(run, root: Path, times: int) -> tuple[int, float]:
 _RSS_CHILD = """
 import resource, sys, time
 from pathlib import Path
-from synth_platform.assets.meters import write_readings_window
+from synth_platform.streams.meters import write_readings_window
 from synth_platform.sinks.files import BucketResource
 from synth_platform.specs.meters import Fleet, MetersSpec
 from synth_platform.world.meter_ids import id_numbers

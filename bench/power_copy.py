@@ -6,9 +6,9 @@ import time
 
 import pyarrow as pa
 
-from synth_platform.assets.power import USAGE_TABLE, write_power_windows
 from synth_platform.sinks.database import DatabaseResource, render_csv
 from synth_platform.specs.power import Devices, PowerSpec, Usage
+from synth_platform.streams.power import USAGE_TABLE, write_power_windows
 from synth_platform.world.power_usage import power_usage
 from synth_platform.world.windows import Window
 from synth_platform_tests.services import POSTGRES_ADMIN_URL, scratch_database

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from synth_platform.specs.tables import load_tables
+from synth_platform.domains.tables import load_tables
 from synth_platform.world.tables.rows import TableWorld
 
 TARGET_RATIO = 100.0

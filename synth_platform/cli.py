@@ -9,10 +9,10 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 
+from synth_platform.domains import load_platform
 from synth_platform.fileutils import commands as file_commands
 from synth_platform.resources import data_dir, database_url
 from synth_platform.sinks.database import redact
-from synth_platform.specs import load_platform
 
 
 def demo(args: argparse.Namespace) -> int:

@@ -1,4 +1,4 @@
-"""The code location: Definitions built from config/ in one place."""
+"""The code location: Definitions built in one place, from config/ and the domain registry."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import warnings
 import dagster as dg
 
 from synth_platform import automation
-from synth_platform.assets import analytics, estore, meters, power, tables
+from synth_platform.domains import REGISTRY, load_platform
 from synth_platform.resources import build_resources, database_url
-from synth_platform.specs import PlatformSpec, load_platform
+from synth_platform.sinks.database import database_kind
+from synth_platform.specs import PlatformSpec
 
 MAIN_JOB = "main_job"
 
@@ -22,16 +23,12 @@ warnings.filterwarnings("ignore", message="Asset job main_job materializes asset
 
 def build_definitions(platform: PlatformSpec | None = None) -> dg.Definitions:
     platform = platform or load_platform()
-    builders = {
-        "power": lambda: power.build(platform, database_url()),
-        "estore": lambda: estore.build(platform, database_url()),
-        "tables": lambda: tables.build(platform, database_url()),
-        "meters": lambda: meters.build(platform),
-        "analytics": lambda: analytics.build(platform, database_url()),
-    }
-    domains = [builders[name]() for name in platform.world.domains if name in builders]
-    assembled = dg.Definitions.merge(*domains, dg.Definitions(resources=build_resources()))
-    automated = automation.build(platform, assembled)
+    kind = database_kind(database_url())
+    domains = [REGISTRY[name] for name in platform.world.domains]
+    built = [domain.build(platform, kind) for domain in domains]
+    assembled = dg.Definitions.merge(*built, dg.Definitions(resources=build_resources()))
+    rules = [rule for domain in domains for rule in domain.retention(platform.get(domain.name))]
+    automated = automation.build(platform, assembled, rules=rules)
     # Freshness compares against the wall clock; it has its own schedule and would fail any past-day backfill.
     main_job = dg.define_asset_job(
         MAIN_JOB,

@@ -6,9 +6,9 @@ from pathlib import Path
 import dagster as dg
 
 from synth_platform import automation
-from synth_platform.assets import power
-from synth_platform.sinks.database import DatabaseResource
-from synth_platform.specs import PlatformSpec, load_platform
+from synth_platform.domains import REGISTRY, load_platform
+from synth_platform.sinks.database import DatabaseResource, database_kind
+from synth_platform.specs import PlatformSpec
 from synth_platform.world.power_usage import power_usage
 from synth_platform.world.windows import Window
 from synth_platform_tests.conftest import edit_yaml
@@ -43,10 +43,13 @@ def live_definitions(platform: PlatformSpec, url: str, clock: Clock) -> dg.Defin
     """What definitions.py assembles for the power domain, with the automation reading `clock`, plus a
     `history` job (every asset, no checks) for partition runs."""
     history = dg.define_asset_job(HISTORY_JOB, selection=dg.AssetSelection.all().without_checks())
+    power = REGISTRY["power"]
     domains = dg.Definitions.merge(
-        power.build(platform, url), dg.Definitions(jobs=[history], resources={"database": DatabaseResource(url=url)})
+        power.build(platform, database_kind(url)),
+        dg.Definitions(jobs=[history], resources={"database": DatabaseResource(url=url)}),
     )
-    return dg.Definitions.merge(domains, automation.build(platform, domains, clock))
+    rules = power.retention(platform.get("power"))
+    return dg.Definitions.merge(domains, automation.build(platform, domains, clock, rules=rules))
 
 
 def rows(db: DatabaseResource, w: Window) -> list[tuple]:

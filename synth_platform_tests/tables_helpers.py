@@ -8,7 +8,8 @@ from typing import Any
 
 import yaml
 
-from synth_platform.specs.tables import TablesDomain, load_tables
+from synth_platform.domains.tables import load_tables
+from synth_platform.world.tables.catalog import TablesDomain
 from synth_platform.world.tables.rows import TableWorld
 
 START = date(2026, 1, 1)

@@ -10,11 +10,11 @@ from synth_platform.analytics import report
 from synth_platform.analytics.meter_minutes import METER_POWER
 from synth_platform.analytics.queries import POWER_USAGE
 from synth_platform.analytics.results import as_utc
-from synth_platform.assets.meters import day_manifests, read_table
 from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
-from synth_platform.specs import load_platform
 from synth_platform.specs.loader import SpecError
+from synth_platform.streams.meters import day_manifests, read_table
 from synth_platform.world.meter_ids import id_numbers, id_strings
 from synth_platform.world.windows import Window
 from synth_platform_tests.conftest import edit_yaml

@@ -13,8 +13,8 @@ import pytest
 
 from synth_platform.analytics import report
 from synth_platform.analytics.queries import POWER_USAGE
-from synth_platform.assets.power import DEVICE_TABLE, USAGE_TABLE
 from synth_platform.sinks.database import DatabaseResource
+from synth_platform.streams.power import DEVICE_TABLE, USAGE_TABLE
 from synth_platform.world import seeding
 from synth_platform.world.devices import DEVICE_SCHEMA
 from synth_platform.world.power_usage import POWER_USAGE_SCHEMA

@@ -9,7 +9,7 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from synth_platform.specs import load_platform
+from synth_platform.domains import load_platform
 
 REPO = Path(__file__).resolve().parents[1]
 

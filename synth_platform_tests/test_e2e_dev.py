@@ -17,11 +17,11 @@ import pytest
 import sqlalchemy as sa
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
-from synth_platform.assets.meters import READINGS
+from synth_platform.domains import load_platform
 from synth_platform.resources import PROJECT_ROOT
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource, window_prefix
-from synth_platform.specs import load_platform
+from synth_platform.streams.meters import READINGS
 from synth_platform.world.meters import expected_rows as meter_rows
 from synth_platform.world.power_usage import expected_rows as power_rows
 from synth_platform.world.windows import Window

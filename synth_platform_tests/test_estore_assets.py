@@ -8,11 +8,11 @@ import dagster as dg
 import pytest
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
-from synth_platform.assets.estore import delete_expired
 from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.tinybird import TinybirdResource, to_ndjson
-from synth_platform.specs import load_platform
+from synth_platform.streams.estore import delete_expired
 from synth_platform.world.estore import action_counts, distinct, duplicates, events
 from synth_platform.world.windows import Window
 from synth_platform_tests.conftest import edit_yaml

@@ -6,7 +6,8 @@ import os
 from pathlib import Path
 
 from synth_platform.definitions import build_definitions
-from synth_platform.specs import DEFAULT_CONFIG_DIR, load_platform
+from synth_platform.domains import load_platform
+from synth_platform.specs import DEFAULT_CONFIG_DIR
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.json"
 

@@ -15,11 +15,11 @@ import dagster as dg
 import pytest
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
-from synth_platform.assets.meters import READINGS
+from synth_platform.domains import load_platform
 from synth_platform.resources import PROJECT_ROOT
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource, window_prefix
-from synth_platform.specs import load_platform
+from synth_platform.streams.meters import READINGS
 from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.conftest import edit_yaml

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.automation.live import LIVE_STREAM_TAG, LiveStream, due_windows
-from synth_platform.specs import load_platform
+from synth_platform.domains import load_platform
 from synth_platform.specs.loader import SpecError
 from synth_platform.world.windows import Window
 from synth_platform_tests.conftest import edit_yaml

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from synth_platform.analytics import loadtest
 from synth_platform.analytics.queries import POWER_USAGE
 from synth_platform.definitions import build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.sinks.tinybird import TinybirdResource
-from synth_platform.specs import load_platform
 from synth_platform.specs.analytics import LoadTestSpec
 from synth_platform.world.windows import Window
 from synth_platform_tests.conftest import edit_yaml

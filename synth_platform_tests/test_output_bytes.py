@@ -15,8 +15,8 @@ import sqlalchemy as sa
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.definitions import build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.sinks.delta import DeltaResource
-from synth_platform.specs import load_platform
 from synth_platform_tests.conftest import edit_yaml
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "output_digests.json"

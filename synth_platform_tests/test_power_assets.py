@@ -8,8 +8,8 @@ import pytest
 import sqlalchemy as sa
 
 from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
-from synth_platform.specs import load_platform
 from synth_platform.world.power_usage import expected_rows, power_usage
 from synth_platform.world.windows import Window
 from synth_platform_tests.conftest import edit_yaml

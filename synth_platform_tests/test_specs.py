@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from synth_platform.specs import load_platform
+from synth_platform.domains import load_platform
 from synth_platform.specs.loader import SpecError
 from synth_platform_tests.conftest import edit_yaml
 
@@ -33,7 +33,7 @@ def test_shipped_config_loads(config_dir):
                                                     "weekend": [1] * 24}}},
          "building_types.home.weekday: needs 24 hourly factors, got 23"),
         ("world.yaml", {"domains": ["power", "power"]}, "world.yaml: domains: a domain is listed twice"),
-        ("world.yaml", {"domains": ["weather"]}, "world.yaml: domains.0: Input should be 'power'"),
+        ("world.yaml", {"domains": ["weather"]}, "world.yaml: domains.0: unknown domain 'weather' (known: analytics"),
         ("world.yaml", {"start_date": "yesterday"}, "world.yaml: start_date: Input should be a valid date"),
         ("meters.yaml", {"faults.late_slices": [4, 2]},
          "meters.yaml: faults.late_slices: must be [low, high] live windows with 1 <= low <= high"),

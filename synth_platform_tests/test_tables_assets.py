@@ -7,12 +7,12 @@ import pytest
 import yaml
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
-from synth_platform.assets.tables import expire
 from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.resources import data_dir
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.delta import DeltaResource
-from synth_platform.specs import load_platform
+from synth_platform.streams.tables import expire
 from synth_platform.world.tables.rows import TableWorld
 from synth_platform.world.windows import Window
 from synth_platform_tests.conftest import edit_yaml

@@ -7,9 +7,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from synth_platform.domains.tables import load_tables
 from synth_platform.specs import DEFAULT_CONFIG_DIR
 from synth_platform.specs.loader import SpecError
-from synth_platform.specs.tables import load_tables
 from synth_platform.world.tables.rows import TableWorld
 from synth_platform.world.windows import Window
 from synth_platform_tests.tables_helpers import START, domain, table, world

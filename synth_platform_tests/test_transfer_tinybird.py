@@ -10,9 +10,9 @@ import pytest
 
 from synth_platform.analytics import transfer
 from synth_platform.definitions import build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.tinybird import TinybirdResource
-from synth_platform.specs import load_platform
 from synth_platform.specs.analytics import TransferSpec
 from synth_platform_tests.conftest import edit_yaml
 

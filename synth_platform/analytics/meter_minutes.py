@@ -15,6 +15,11 @@ import polars as pl
 import pyarrow as pa
 
 from synth_platform.analytics.queries import Feature
+from synth_platform.sinks.database import DatabaseResource, WriteResult
+from synth_platform.sinks.files import BucketResource
+from synth_platform.sinks.sql_schema import sql_table
+from synth_platform.streams.meters import day_manifests, read_table
+from synth_platform.world.windows import Window
 
 METER_MINUTES_SCHEMA = pa.schema(
     [
@@ -31,6 +36,9 @@ METER_MINUTES_SCHEMA = pa.schema(
 )
 METER_POWER = Feature("meter_power_kw", "meter_minutes", "power_kw_max", "device_id", "minute", "power_kw_max_at")
 METER_VOLTAGE = Feature("meter_voltage_v", "meter_minutes", "voltage_max", "device_id", "minute", "voltage_max_at")
+METER_MINUTES_TABLE = sql_table(
+    METER_POWER.table_name, METER_MINUTES_SCHEMA, primary_key=["device_id", "minute"], indexes=[["minute"]]
+)
 
 
 def _first_at_max(value: str) -> pl.Expr:
@@ -91,3 +99,15 @@ def combine(parts: list[pl.DataFrame], meter_ids: pa.Array) -> pa.Table:
     if unknown.height:
         raise ValueError(f"{unknown.height} meter-minutes of meters outside the fleet, e.g. {unknown['meter_id'][0]}")
     return folded.sort("minute", "device_id").to_arrow().select(METER_MINUTES_SCHEMA.names).cast(METER_MINUTES_SCHEMA)
+
+
+def write_day(
+    bucket: BucketResource, database: DatabaseResource, meter_ids: pa.Array, day: Window
+) -> tuple[WriteResult, int, pa.Table]:
+    """Replace a day of meter_minutes with the day's delivered files, folded one at a time. Returns what the
+    database wrote, the files read and the day's minute rows."""
+    database.ensure_table(METER_MINUTES_TABLE)
+    _, manifests, _ = day_manifests(bucket, day)
+    names = [prefix + f["name"] for prefix, body in manifests for f in body["files"]]
+    data = combine([fold_readings(read_table(bucket, name)) for name in names], meter_ids)
+    return database.replace_window(METER_MINUTES_TABLE, data, "minute", day), len(names), data

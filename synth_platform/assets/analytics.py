@@ -7,22 +7,13 @@ import dagster as dg
 import sqlalchemy as sa
 
 from synth_platform.analytics import loadtest, plots, report, transfer
-from synth_platform.analytics.meter_minutes import (
-    METER_MINUTES_SCHEMA,
-    METER_POWER,
-    METER_VOLTAGE,
-    combine,
-    fold_readings,
-)
+from synth_platform.analytics.meter_minutes import METER_POWER, METER_VOLTAGE, write_day
 from synth_platform.analytics.queries import POWER_USAGE, Feature
 from synth_platform.analytics.results import histogram_table, top_table
 from synth_platform.assets.common import Stopwatch, daily_partitions, markdown_preview, provenance, run_window
-from synth_platform.assets.meters import day_manifests, read_table
-from synth_platform.assets.power import database_kind
 from synth_platform.resources import data_dir
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource
-from synth_platform.sinks.sql_schema import sql_table
 from synth_platform.sinks.tinybird import TinybirdResource
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.analytics import AnalyticsSpec
@@ -55,7 +46,6 @@ def streams(platform: PlatformSpec) -> tuple[list[Feature], list[dg.AssetKey]]:
 def _meter_minutes(platform: PlatformSpec, kinds: set[str]) -> dg.AssetsDefinition:
     spec: MetersSpec = platform.get("meters")
     seed = platform.world.seed
-    table = sql_table(METER_MINUTES, METER_MINUTES_SCHEMA, primary_key=["device_id", "minute"], indexes=[["minute"]])
 
     @dg.asset(
         name=METER_MINUTES,
@@ -72,32 +62,34 @@ def _meter_minutes(platform: PlatformSpec, kinds: set[str]) -> dg.AssetsDefiniti
     ) -> dg.MaterializeResult:
         clock = Stopwatch()
         ids = id_strings(id_numbers(seed, spec.fleet.count, spec.fleet.id_format), spec.fleet.id_format)
-        database.ensure_table(table)
         rows = nbytes = files = 0
         data = None
         for day in run_window(context).days():
-            _, manifests, _ = day_manifests(bucket, day)
-            names = [prefix + f["name"] for prefix, body in manifests for f in body["files"]]
-            data = combine([fold_readings(read_table(bucket, name)) for name in names], ids)
-            result = database.replace_window(table, data, "minute", day)
-            rows, nbytes, files = rows + result.rows, nbytes + result.bytes, files + len(names)
-            context.log.info(f"{day.partition_key()}: {len(names)} files -> {result.rows} meter-minutes")
+            result, read, data = write_day(bucket, database, ids, day)
+            rows, nbytes, files = rows + result.rows, nbytes + result.bytes, files + read
+            context.log.info(f"{day.partition_key()}: {read} files -> {result.rows} meter-minutes")
         return dg.MaterializeResult(
             metadata=provenance(
-                seed=seed, spec_hash=spec_hash(spec, seed), window=run_window(context), rows=rows, nbytes=nbytes,
-                seconds=clock.seconds, target=f"{database.redacted_url} table {METER_MINUTES}", preview=data,
+                seed=seed,
+                spec_hash=spec_hash(spec, seed),
+                window=run_window(context),
+                rows=rows,
+                nbytes=nbytes,
+                seconds=clock.seconds,
+                target=f"{database.redacted_url} table {METER_MINUTES}",
+                preview=data,
                 files_read=dg.MetadataValue.int(files),
             )
-        )  # fmt: skip
+        )
 
     return meter_minutes
 
 
-def build(platform: PlatformSpec, database_url: str) -> dg.Definitions:
+def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     spec: AnalyticsSpec = platform.get("analytics")
     features, upstream = streams(platform)
     partitions = daily_partitions(platform.world)
-    kinds = {database_kind(database_url)}
+    kinds = {database_kind}
     power = platform.get("power")
 
     def present(database: DatabaseResource) -> list[Feature]:

@@ -1,8 +1,10 @@
 """Automation over the assembled domains: live sensors, the daily close, retention and freshness.
 
 Built from the merged Definitions, so a stream joins by declaring `LIVE_CADENCE_METADATA` on its asset (live sensor,
-freshness check) and a retention rule in `retention.DOMAIN_RULES`; daily partitioned assets join the daily close.
+freshness check); daily partitioned assets join the daily close; the retention rules come from the domain records.
 """
+
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -10,11 +12,13 @@ from synth_platform.assets.common import daily_partitions
 from synth_platform.automation.close import daily_close_job, daily_close_schedule
 from synth_platform.automation.freshness import freshness_checks, freshness_job
 from synth_platform.automation.live import Clock, dimensions, live_job, live_sensor, live_streams, utc_now
-from synth_platform.automation.retention import retention_job, retention_rules
+from synth_platform.automation.retention import RetentionRule, retention_job
 from synth_platform.specs import PlatformSpec
 
 
-def build(platform: PlatformSpec, domains: dg.Definitions, clock: Clock = utc_now) -> dg.Definitions:
+def build(
+    platform: PlatformSpec, domains: dg.Definitions, clock: Clock = utc_now, rules: Sequence[RetentionRule] = ()
+) -> dg.Definitions:
     live = platform.world.live
     status = dg.DefaultScheduleStatus(live.default_status.upper())
     graph = domains.resolve_asset_graph()
@@ -46,7 +50,6 @@ def build(platform: PlatformSpec, domains: dg.Definitions, clock: Clock = utc_no
         jobs.append(job)
         schedules.append(daily_close_schedule(job, closing, dims, sorted(checks_to_run), platform.world))
 
-    rules = retention_rules(platform)
     if rules:
         job = retention_job(rules, clock)
         jobs.append(job)

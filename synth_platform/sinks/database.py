@@ -48,6 +48,12 @@ def redact(url: str | sa.URL) -> str:
     return sa.make_url(url).render_as_string(hide_password=True)
 
 
+def database_kind(url: str) -> str:
+    """The kind of database a URL reaches, as Dagster's kind tags spell it (postgres, mysql, sqlite)."""
+    backend = sa.make_url(url).get_backend_name()
+    return {"postgresql": "postgres", "mysql": "mysql", "mariadb": "mysql"}.get(backend, backend)
+
+
 @functools.cache
 def _engine(url: str) -> sa.Engine:
     parsed = sa.make_url(url)

@@ -4,15 +4,12 @@ target). Every file is checked completely at load time, expressions included (se
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 import pydantic
 
-from synth_platform.specs.loader import Spec, SpecError, load
-from synth_platform.world.tables.catalog import Catalog, build_catalog
-from synth_platform.world.tables.values import ARROW_TYPES
+from synth_platform.specs.loader import Spec
+from synth_platform.specs.table_types import ARROW_TYPES
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_ROWS_PER_MINUTE = 60_000
@@ -152,22 +149,3 @@ class TablesFile(Spec):
     version: int = 1
     config: TablesConfig = TablesConfig()
     tables: list[TableSpec] = pydantic.Field(min_length=1)
-
-
-@dataclass(frozen=True)
-class TablesDomain:
-    """Every file of config/tables/, compiled: tables in foreign-key order, expressions checked."""
-
-    files: tuple[tuple[Path, TablesFile], ...]
-    catalog: Catalog
-
-    def specs(self) -> list[TablesFile]:
-        return [spec for _, spec in self.files]
-
-
-def load_tables(directory: Path) -> TablesDomain:
-    files = sorted([*directory.glob("*.yaml"), *directory.glob("*.yml")])
-    if not files:
-        raise SpecError(directory, [("", "no table files (*.yaml) found")])
-    loaded = tuple((f, load(TablesFile, f)) for f in files)
-    return TablesDomain(loaded, build_catalog(loaded))

@@ -9,8 +9,6 @@ import pydantic
 
 from synth_platform.specs.loader import Spec
 
-Domain = Literal["power", "meters", "tables", "estore", "analytics"]
-
 
 def _cron(value: str) -> str:
     from dagster._utils.schedules import is_valid_cron_string  # the same parser the schedules use
@@ -60,7 +58,7 @@ class WorldSpec(Spec):
     seed: int = pydantic.Field(ge=0, lt=2**63, description="Root of every random draw")
     start_date: date = pydantic.Field(description="First daily partition (UTC)")
     demo_days: int = pydantic.Field(7, ge=1, le=366, description="Days `make run` backfills, ending today")
-    domains: list[Domain] = pydantic.Field(min_length=1)
+    domains: list[str] = pydantic.Field(min_length=1, description="Domains switched on, by registered name")
     live: LiveSpec = LiveSpec()
 
     @pydantic.field_validator("domains")

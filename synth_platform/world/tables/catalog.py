@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from synth_platform.specs.loader import SpecError
+from synth_platform.specs.table_types import ARROW_TYPES
+from synth_platform.specs.tables import ColumnSpec, TablesConfig, TablesFile, TableSpec
 from synth_platform.world.tables.expressions import (
     CopyCall,
     Expression,
@@ -25,10 +26,6 @@ from synth_platform.world.tables.expressions import (
 )
 from synth_platform.world.tables.graph import CycleError, dependency_order
 from synth_platform.world.tables.pools import faker_for
-from synth_platform.world.tables.values import ARROW_TYPES
-
-if TYPE_CHECKING:
-    from synth_platform.specs.tables import ColumnSpec, TablesConfig, TablesFile, TableSpec
 
 
 @dataclass(frozen=True)
@@ -78,6 +75,17 @@ class Catalog:
 
     def __getitem__(self, name: str) -> CompiledTable:
         return self.tables[name]
+
+
+@dataclass(frozen=True)
+class TablesDomain:
+    """Every file of config/tables/, compiled: tables in foreign-key order, expressions checked."""
+
+    files: tuple[tuple[Path, TablesFile], ...]
+    catalog: Catalog
+
+    def specs(self) -> list[TablesFile]:
+        return [spec for _, spec in self.files]
 
 
 def build_catalog(files: Sequence[tuple[Path, TablesFile]]) -> Catalog:

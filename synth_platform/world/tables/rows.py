@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 import numpy as np
 import pyarrow as pa
 
+from synth_platform.specs.table_types import TIMESTAMP
 from synth_platform.world import seeding
 from synth_platform.world.tables import foreign_keys
 from synth_platform.world.tables.cadence import Cadence
@@ -21,7 +22,7 @@ from synth_platform.world.tables.catalog import Catalog, CompiledTable
 from synth_platform.world.tables.expressions import Batch, CopyCall, ForeignKeyCall
 from synth_platform.world.tables.graph import closure
 from synth_platform.world.tables.pools import FakerSource, uuid4_values, with_row_id
-from synth_platform.world.tables.values import TIMESTAMP, Value, broadcast, to_arrow
+from synth_platform.world.tables.values import Value, broadcast, to_arrow
 from synth_platform.world.windows import Window
 
 BATCH_ROWS = 100_000

@@ -1,0 +1,20 @@
+"""Smart meters: config/meters.yaml (with the devices of config/power.yaml); the fleet and daily reading files in
+the bucket."""
+
+from datetime import datetime
+
+from synth_platform.assets import meters as assets
+from synth_platform.automation.retention import RetentionRule, Targets
+from synth_platform.domains.record import Domain
+from synth_platform.specs.meters import MetersSpec, load_meters
+from synth_platform.streams.meters import READINGS
+
+
+def retention(spec: MetersSpec) -> list[RetentionRule]:
+    def delete(targets: Targets, cutoff: datetime) -> dict[str, int]:
+        return {targets.bucket.uri(f"{READINGS}/"): targets.bucket.delete_before(READINGS, cutoff.date())}
+
+    return [RetentionRule(READINGS, spec.retention_days, frozenset({"bucket"}), delete)]
+
+
+DOMAIN = Domain("meters", load_meters, lambda platform, _database_kind: assets.build(platform), retention)
