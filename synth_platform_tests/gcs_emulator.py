@@ -18,7 +18,7 @@ from gcp_storage_emulator.server import create_server
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from synth_platform.sinks.files import _gcs_bucket
+from synth_platform.sinks.stores import _gcs_bucket
 
 
 def _free_port() -> int:

@@ -10,7 +10,10 @@ from datetime import date
 import orjson
 import pytest
 
-from synth_platform.sinks.files import MANIFEST, BucketResource, Piece, UploadFailed, write_pieces
+from synth_platform.sinks.files import BucketResource
+from synth_platform.sinks.parts import Piece, write_pieces
+from synth_platform.sinks.prefix_writer import MANIFEST
+from synth_platform.sinks.stores import UploadFailed
 from synth_platform_tests.gcs_emulator import fail_uploads, gcs_bucket_url, gcs_host  # noqa: F401
 
 PREFIX = "stream/dt=2026-03-01/"

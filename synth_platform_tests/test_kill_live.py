@@ -44,7 +44,7 @@ RUNNER = textwrap.dedent(
     from pathlib import Path
     import dagster as dg
     import synth_platform.sinks.database as database
-    import synth_platform.sinks.files as files
+    import synth_platform.sinks.prefix_writer as prefix_writer
     from synth_platform_tests import test_kill_live
 
     signal_file, target = Path(sys.argv[1]), sys.argv[2]
@@ -61,7 +61,7 @@ RUNNER = textwrap.dedent(
         copy(conn, table, data.slice(0, data.num_rows // 2))
         hang()
 
-    open_file = files.PrefixWriter.open
+    open_file = prefix_writer.PrefixWriter.open
 
     @contextmanager
     def second_part_hangs(self, name):
@@ -74,7 +74,7 @@ RUNNER = textwrap.dedent(
     if target == "database":
         database._copy_postgres = half_then_hang
     else:
-        files.PrefixWriter.open = second_part_hangs
+        prefix_writer.PrefixWriter.open = second_part_hangs
     job = getattr(test_kill_live, f"live_{target}_job")
     with dg.DagsterInstance.get() as instance:
         dg.execute_job(dg.reconstructable(job), instance=instance, tags=test_kill_live.TAGS)

@@ -14,7 +14,8 @@ import pytest
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.definitions import MAIN_JOB, build_definitions
 from synth_platform.domains import load_platform
-from synth_platform.sinks.files import MANIFEST, BucketResource, window_prefix
+from synth_platform.sinks.files import BucketResource, window_prefix
+from synth_platform.sinks.prefix_writer import MANIFEST
 from synth_platform.specs.meters import load_meters
 from synth_platform.streams.meters import write_readings_window
 from synth_platform.world.late_slices import arrives_with, delay_slices, delivered_with, late_count

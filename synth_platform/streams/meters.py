@@ -22,16 +22,10 @@ from synth_platform import __version__
 from synth_platform.pipelining import ordered
 from synth_platform.sinks.compression import gunzip, gzip_member
 from synth_platform.sinks.database import DatabaseResource
-from synth_platform.sinks.files import (
-    MANIFEST,
-    BucketResource,
-    Piece,
-    PrefixResult,
-    slice_window,
-    window_prefix,
-    write_pieces,
-)
+from synth_platform.sinks.files import BucketResource, slice_window, window_prefix
 from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
+from synth_platform.sinks.parts import Piece, write_pieces
+from synth_platform.sinks.prefix_writer import MANIFEST, PrefixResult
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.meters import MetersSpec
 from synth_platform.world.late_slices import delay_slices, late_count
