@@ -168,9 +168,12 @@ def test_totals_count_distinct_events_per_interval():
     [
         ({"weights": {"cart": 0.5}}, "weights: cart (0.5) must equal uncart + purchase"),
         ({"weights": {"return": 0.3}}, "weights: return (0.3) cannot exceed purchase"),
-        ({"journeys": {"slot_minutes": 50}}, "journeys.slot_minutes: must divide 1440"),
+        (
+            {"journeys": {"slot_minutes": 50}},
+            "journeys.slot_minutes: must be a whole number of minutes that divides 1440 (a day) and at least 60",
+        ),
         ({"journeys": {"per_customer_per_day": 30}}, "exceeds the 12 slots"),
-        ({"micro_batch_seconds": 7}, "micro_batch_seconds: must divide a day"),
+        ({"micro_batch_seconds": 7}, "micro_batch_seconds: must be a whole number of seconds that divides 86400"),
         ({"catalog": {"colour": 1}}, "catalog.colour: unknown key"),
         ({"weights": {"view": 0.05, "cart": 0.6, "uncart": 0.01, "purchase": 0.59}}, "out of reach"),
     ],

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pydantic
 
-from synth_platform.specs.loader import Spec
+from synth_platform.specs.loader import Spec, dividing
 
 ACTIONS = ("view", "cart", "uncart", "purchase", "return")
 
@@ -107,12 +107,7 @@ class Journeys(Spec):
         "its slot, so a day's events are complete on their own. Must divide a day and be >= 60"
     )  # fmt: skip
 
-    @pydantic.field_validator("slot_minutes")
-    @classmethod
-    def _divides_day(cls, v: int) -> int:
-        if v < 60 or 1440 % v:
-            raise ValueError("must divide 1440 (a day) and be at least 60, e.g. 60, 120, 240")
-        return v
+    _slot = pydantic.field_validator("slot_minutes")(dividing(1440, "minutes", "a day", "60, 120, 240", minimum=60))
 
     @pydantic.model_validator(mode="after")
     def _fits(self) -> Journeys:
@@ -134,12 +129,7 @@ class SqlTarget(Spec):
     totals: bool = pydantic.Field(True, description="Write estore_totals (counts per action and interval)")
     totals_interval_minutes: int = pydantic.Field(60, description="Interval of estore_totals; divides a day")
 
-    @pydantic.field_validator("totals_interval_minutes")
-    @classmethod
-    def _divides_day(cls, v: int) -> int:
-        if v < 1 or 1440 % v:
-            raise ValueError("must be a whole number of minutes that divides 1440")
-        return v
+    _interval = pydantic.field_validator("totals_interval_minutes")(dividing(1440, "minutes", "a day", "15, 60, 240"))
 
 
 class EstoreSpec(Spec):
@@ -159,12 +149,7 @@ class EstoreSpec(Spec):
     sql: SqlTarget = SqlTarget()
     retention_days: int = pydantic.Field(30, ge=1, description="Outbox/Tinybird events older than this are deleted")
 
-    @pydantic.field_validator("micro_batch_seconds")
-    @classmethod
-    def _divides_day(cls, v: int) -> int:
-        if 86_400 % v:
-            raise ValueError("must divide a day (86400 seconds), e.g. 10, 30, 60, 300")
-        return v
+    _window = pydantic.field_validator("micro_batch_seconds")(dividing(86_400, "seconds", "a day", "10, 30, 60, 300"))
 
     @property
     def plan(self) -> JourneyPlan:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +28,21 @@ class Spec(pydantic.BaseModel):
     """Base of every spec model: unknown keys are errors, values are immutable once loaded."""
 
     model_config = pydantic.ConfigDict(extra="forbid", frozen=True)
+
+
+def dividing(whole: int, unit: str, span: str, examples: str, minimum: int = 1) -> Callable[[int], int]:
+    """A field validator for a length that must tile `span` (a day, an hour): a whole number of `unit` of at
+    least `minimum` that divides `whole`, so windows never straddle the span's end."""
+
+    def check(value: int) -> int:
+        if value < minimum or whole % value:
+            at_least = f" and at least {minimum}" if minimum > 1 else ""
+            raise ValueError(
+                f"must be a whole number of {unit} that divides {whole} ({span}){at_least}, e.g. {examples}"
+            )
+        return value
+
+    return check
 
 
 def read_yaml(file: Path) -> Any:

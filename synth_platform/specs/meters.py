@@ -11,7 +11,7 @@ from typing import Literal
 
 import pydantic
 
-from synth_platform.specs.loader import Spec, SpecError, load, parse, read_yaml
+from synth_platform.specs.loader import Spec, SpecError, dividing, load, parse, read_yaml
 from synth_platform.specs.power import PowerSpec
 
 IdFormat = Literal["mac", "mac8"]
@@ -95,19 +95,13 @@ class MetersSpec(Spec):
     # Filled from config/power.yaml by the loader, never from meters.yaml.
     power: PowerSpec = PowerSpec()
 
-    @pydantic.field_validator("interval_seconds")
-    @classmethod
-    def _divides_hour(cls, v: int) -> int:
-        if v < 1 or 3600 % v:
-            raise ValueError("must be a whole number of seconds that divides 3600 (e.g. 10, 15, 60, 900)")
-        return v
+    _interval = pydantic.field_validator("interval_seconds")(dividing(3600, "seconds", "an hour", "10, 15, 60, 900"))
+    _slice = pydantic.field_validator("live_slice_minutes")(dividing(1440, "minutes", "a day", "1, 5, 10, 15, 30, 60"))
 
     @pydantic.model_validator(mode="after")
     def _slices_hold_readings(self) -> MetersSpec:
         if self.live_slice_seconds % self.interval_seconds:
             raise ValueError("live_slice_minutes must be a whole number of reading intervals")
-        if 86_400 % self.live_slice_seconds:
-            raise ValueError("live_slice_minutes must divide a day (e.g. 1, 5, 10, 15, 30, 60)")
         return self
 
     @property

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pydantic
 
-from synth_platform.specs.loader import Spec
+from synth_platform.specs.loader import Spec, dividing
 
 Hours = tuple[float, ...]
 
@@ -104,12 +104,7 @@ class Usage(Spec):
     spike_probability: float = pydantic.Field(0.002, ge=0, le=0.2, description="Per device-hour")
     spike_factor: tuple[float, float] = pydantic.Field((2.5, 6.0), description="Spike multiplier range")
 
-    @pydantic.field_validator("interval_minutes")
-    @classmethod
-    def _divides_hour(cls, v: int) -> int:
-        if v < 1 or 60 % v:
-            raise ValueError("must be a whole number of minutes that divides 60 (1 to 60)")
-        return v
+    _interval = pydantic.field_validator("interval_minutes")(dividing(60, "minutes", "an hour", "1, 5, 15, 60"))
 
     @pydantic.field_validator("spike_factor")
     @classmethod
