@@ -29,7 +29,7 @@ from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_
 from synth_platform.automation.live import LIVE_STREAM_TAG
 from synth_platform.resources import PROJECT_ROOT
 from synth_platform.specs import DEFAULT_CONFIG_DIR
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 
 CADENCE = 10
 STREAM = "estore_events"

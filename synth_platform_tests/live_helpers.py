@@ -11,7 +11,7 @@ from synth_platform.sinks.database import DatabaseResource, database_kind
 from synth_platform.specs import PlatformSpec
 from synth_platform.world.power_usage import power_usage
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 
 HISTORY_JOB = "history"
 

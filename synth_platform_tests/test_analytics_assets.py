@@ -10,14 +10,15 @@ from synth_platform.analytics import report
 from synth_platform.analytics.meter_minutes import METER_POWER
 from synth_platform.analytics.queries import POWER_USAGE
 from synth_platform.analytics.results import as_utc
-from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.definitions import build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.specs.loader import SpecError
 from synth_platform.streams.meters import day_manifests, read_table
 from synth_platform.world.meter_ids import id_numbers, id_strings
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.runs import run_days
 
 DAYS = ["2026-03-01", "2026-03-02"]
 
@@ -29,8 +30,7 @@ def test_analytics_assets_in_a_range_run(config_dir, sqlite_url, monkeypatch, in
     monkeypatch.setenv("SYNTH_DATABASE_URL", sqlite_url)
     defs = build_definitions(load_platform(config_dir))
     assert defs.resolve_job_def("query_load_test") is not None
-    tags = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[1]}
-    result = defs.resolve_job_def(MAIN_JOB).execute_in_process(instance=instance, tags=tags)
+    result = run_days(defs, instance, DAYS[0], DAYS[1])
     assert result.success
 
     top = result.asset_materializations_for_node("top_devices")[0].metadata
@@ -66,8 +66,7 @@ def test_meter_minutes_from_the_delivered_files_feed_top_devices(config_dir, sql
     monkeypatch.setenv("SYNTH_DATABASE_URL", sqlite_url)
     platform = load_platform(config_dir)
     defs = build_definitions(platform)
-    tags = {"dagster/asset_partition_range_start": DAYS[0], "dagster/asset_partition_range_end": DAYS[0]}
-    result = defs.resolve_job_def(MAIN_JOB).execute_in_process(instance=instance, tags=tags)
+    result = run_days(defs, instance, DAYS[0])
     assert result.success
 
     # brute force over the delivered files: per meter-minute readings, zeros, max power and its first time

@@ -14,7 +14,7 @@ from synth_platform.sinks.files import BucketResource
 from synth_platform.sinks.parts import Piece, write_pieces
 from synth_platform.sinks.prefix_writer import MANIFEST
 from synth_platform.sinks.stores import UploadFailed
-from synth_platform_tests.gcs_emulator import fail_uploads, gcs_bucket_url, gcs_host  # noqa: F401
+from synth_platform_tests.gcs_emulator import fail_uploads
 
 PREFIX = "stream/dt=2026-03-01/"
 
@@ -107,7 +107,7 @@ def test_delete_before_removes_whole_old_days(bucket: BucketResource):
     assert bucket.list("other/")
 
 
-def test_a_failed_gcs_upload_fails_the_write_and_loses_nothing(gcs_bucket_url, tmp_path):  # noqa: F811
+def test_a_failed_gcs_upload_fails_the_write_and_loses_nothing(gcs_bucket_url, tmp_path):
     staging = tmp_path / "staging"
     bucket = BucketResource(url=gcs_bucket_url, staging_dir=str(staging), attempts=3, retry_backoff_seconds=0)
     write(bucket, {"part-00000": 1, "part-00001": 1, "part-00002": 1})
@@ -124,7 +124,7 @@ def test_a_failed_gcs_upload_fails_the_write_and_loses_nothing(gcs_bucket_url, t
     assert bucket.manifest(PREFIX)["rows"] == 6
 
 
-def test_staging_stays_bounded(gcs_bucket_url, tmp_path):  # noqa: F811
+def test_staging_stays_bounded(gcs_bucket_url, tmp_path):
     staging = tmp_path / "staging"
     bucket = BucketResource(url=gcs_bucket_url, staging_dir=str(staging), staging_mb=1, upload_workers=2)
     peak = 0

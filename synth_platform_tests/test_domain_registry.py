@@ -7,14 +7,15 @@ from dataclasses import replace
 import pytest
 import yaml
 
-from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.definitions import build_definitions
 from synth_platform.domains import REGISTRY, load_platform
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.specs.loader import SpecError
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.counter_domain import DOMAIN
 from synth_platform_tests.counter_domain.world import ticks
+from synth_platform_tests.runs import run_days
 
 DAY = "2026-03-01"
 
@@ -38,8 +39,7 @@ def test_a_registered_domain_is_loaded_built_and_automated(counter_config, sqlit
     assert {s.name for s in repo.schedule_defs} == {"freshness_schedule", "daily_close_schedule", "retention_schedule"}
     assert [n.name for n in defs.resolve_job_def("retention").nodes] == ["expire_counter_ticks"]
 
-    tags = {"dagster/asset_partition_range_start": DAY, "dagster/asset_partition_range_end": DAY}
-    assert defs.resolve_job_def(MAIN_JOB).execute_in_process(instance=instance, tags=tags).success
+    assert run_days(defs, instance, DAY).success
     db = DatabaseResource(url=sqlite_url)
     written = db.query("SELECT value FROM counter_ticks ORDER BY timestamp")
     expected = ticks(platform.get("counter"), platform.world.seed, Window.for_day(DAY))

@@ -25,7 +25,7 @@ from synth_platform.streams.meters import READINGS
 from synth_platform.world.meters import expected_rows as meter_rows
 from synth_platform.world.power_usage import expected_rows as power_rows
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.live_helpers import power_platform
 
 pytestmark = pytest.mark.timeout(480)

@@ -8,14 +8,15 @@ import dagster as dg
 import pytest
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
-from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.definitions import build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.tinybird import TinybirdResource, to_ndjson
 from synth_platform.streams.estore import delete_expired
 from synth_platform.world.estore import action_counts, distinct, duplicates, events
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.runs import checks_of, run_days
 from synth_platform_tests.tinybird_server import DEFINITIONS, TinybirdServer
 
 DAYS = ["2026-03-02", "2026-03-03"]
@@ -35,16 +36,6 @@ def estore_defs(config_dir, monkeypatch, database_url: str, server: TinybirdServ
     state_rules = dg.AssetCheckKey(dg.AssetKey(DS), "state_rules")  # the other two run with the delivery
     checks = dg.define_asset_job(CHECKS_JOB, selection=dg.AssetSelection.checks(state_rules))
     return dg.Definitions.merge(build_definitions(load_platform(config_dir)), dg.Definitions(jobs=[checks]))
-
-
-def run_days(defs, instance, first: str, last: str, job: str = MAIN_JOB, **kw):
-    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, **kw)
-
-
-def checks_of(result) -> dict[str, dg.AssetCheckEvaluation]:
-    """The e-store's own checks (the automation's freshness checks judge wall-clock time, not these days)."""
-    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.check_name != "freshness"}
 
 
 def world(config_dir, day: str):

@@ -22,7 +22,7 @@ from synth_platform.sinks.files import BucketResource, window_prefix
 from synth_platform.streams.meters import READINGS
 from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.live_helpers import at, power_platform, rows, world_rows
 
 pytestmark = pytest.mark.timeout(180)

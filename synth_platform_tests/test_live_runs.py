@@ -7,8 +7,9 @@ from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.world.power_usage import expected_rows
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.live_helpers import HISTORY_JOB, Clock, at, live_definitions, power_platform, rows, world_rows
+from synth_platform_tests.runs import run_days
 
 DAY = "2026-03-02"
 USAGE = dg.AssetKey("power_usage")
@@ -110,8 +111,7 @@ def test_freshness_follows_the_newest_event_time(platform, sqlite_url, instance)
 def test_freshness_counts_a_partition_run_up_to_what_it_wrote(platform, sqlite_url, instance):
     clock = Clock(at("2026-03-06T00:05:00"))
     defs = live_definitions(platform, sqlite_url, clock)
-    tags = {"dagster/asset_partition_range_start": "2026-03-05", "dagster/asset_partition_range_end": "2026-03-05"}
-    assert defs.resolve_job_def(HISTORY_JOB).execute_in_process(instance=instance, tags=tags).success
+    assert run_days(defs, instance, "2026-03-05", job=HISTORY_JOB).success
     passed, meta = freshness(defs, instance)  # the run started after the day closed: it wrote all of it
     assert passed and meta["newest_event_time"] == "2026-03-06T00:00:00+00:00" and meta["lag_seconds"] == 300.0
 
@@ -121,8 +121,7 @@ def test_retention_deletes_whole_days_older_than_retention(config_dir, sqlite_ur
     platform = power_platform(config_dir, interval_minutes=60)
     clock = Clock(at("2026-03-05T12:00"))
     defs = live_definitions(platform, sqlite_url, clock)
-    tags = {"dagster/asset_partition_range_start": "2026-03-01", "dagster/asset_partition_range_end": "2026-03-03"}
-    assert defs.resolve_job_def(HISTORY_JOB).execute_in_process(instance=instance, tags=tags).success
+    assert run_days(defs, instance, "2026-03-01", "2026-03-03", job=HISTORY_JOB).success
     db = DatabaseResource(url=sqlite_url)
     before = {d: len(rows(db, Window.for_day(d))) for d in ("2026-03-01", "2026-03-02", "2026-03-03")}
     assert all(before.values())

@@ -14,7 +14,7 @@ from synth_platform.automation.live import LIVE_STREAM_TAG, LiveStream, due_wind
 from synth_platform.domains import load_platform
 from synth_platform.specs.loader import SpecError
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.live_helpers import Clock, at, live_definitions, power_platform
 
 STREAM = LiveStream(dg.AssetKey("power_usage"), 600)

@@ -14,7 +14,7 @@ from synth_platform.domains import load_platform
 from synth_platform.sinks.tinybird import TinybirdResource
 from synth_platform.specs.analytics import LoadTestSpec
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.test_analytics_queries import load
 from synth_platform_tests.test_transfer_tinybird import T0, client, events, send
 

@@ -12,7 +12,7 @@ import orjson
 import pytest
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
-from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.definitions import build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.sinks.files import BucketResource, window_prefix
 from synth_platform.sinks.prefix_writer import MANIFEST
@@ -22,8 +22,9 @@ from synth_platform.world.late_slices import arrives_with, delay_slices, deliver
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
-from synth_platform_tests.gcs_emulator import fail_uploads, gcs_bucket_url, gcs_host  # noqa: F401
+from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.gcs_emulator import fail_uploads
+from synth_platform_tests.runs import checks_passed, run_days
 
 DAYS = ["2026-03-01", "2026-03-02"]
 CHECKS = "meter_checks"
@@ -43,16 +44,6 @@ def make_defs(config_dir: Path, monkeypatch, bucket_url: str, domains=("meters",
     return dg.Definitions.merge(defs, dg.Definitions(jobs=[checks]))
 
 
-def run(defs, instance, first: str, last: str | None = None, job: str = MAIN_JOB, tags=None, **kw):
-    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first,
-            **(tags or {})}  # fmt: skip
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, **kw)
-
-
-def checks_of(result) -> dict[str, bool]:
-    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-
-
 def snapshot(bucket: BucketResource, prefix: str = "meter_readings/") -> dict[str, str]:
     return {n: hashlib.sha256(bucket.read_bytes(n)).hexdigest() for n in sorted(bucket.list(prefix))}
 
@@ -64,7 +55,7 @@ def local_url(tmp_path: Path) -> str:
 
 def test_range_run_writes_daily_parts_with_manifests(config_dir, monkeypatch, instance, local_url):
     defs = make_defs(config_dir, monkeypatch, local_url)
-    result = run(defs, instance, DAYS[0], DAYS[1])
+    result = run_days(defs, instance, DAYS[0], DAYS[1])
     assert result.success
     bucket = BucketResource(url=local_url)
     names = sorted(bucket.list("meter_readings/"))
@@ -88,22 +79,22 @@ def test_range_run_writes_daily_parts_with_manifests(config_dir, monkeypatch, in
     assert meta["rows"].value == 2 * METERS * 1440 and meta["files"].value == 6 and "preview" in meta
     fleet = bucket.manifest("meter_fleet/")
     assert fleet["rows"] == METERS
-    assert checks_of(result)["ids_unique"] is True
-    assert checks_of(run(defs, instance, DAYS[0], job=CHECKS)) == {
+    assert checks_passed(result)["ids_unique"] is True
+    assert checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS)) == {
         "manifest_matches_objects": True, "row_count": True, "power_agreement": True,
     }  # fmt: skip
 
 
 def test_rematerializing_gives_the_same_bytes_and_removes_stale_files(config_dir, monkeypatch, instance, local_url):
     defs = make_defs(config_dir, monkeypatch, local_url)
-    assert run(defs, instance, DAYS[0]).success
+    assert run_days(defs, instance, DAYS[0]).success
     bucket = BucketResource(url=local_url)
     before = snapshot(bucket)
     stale = Path(local_url) / "meter_readings" / f"dt={DAYS[0]}" / "part-00009.ndjson.gz"
     stale.write_bytes(b"left over")
-    assert checks_of(run(defs, instance, DAYS[0], job=CHECKS, raise_on_error=False))[
+    assert checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS, raise_on_error=False))[
         "manifest_matches_objects"] is False  # fmt: skip
-    assert run(defs, instance, DAYS[0]).success
+    assert run_days(defs, instance, DAYS[0]).success
     assert snapshot(bucket) == before and not stale.exists()
 
 
@@ -126,8 +117,8 @@ def test_the_same_seed_and_day_give_the_same_bytes(file_format, config_dir, tmp_
 def test_agreement_with_power_usage_in_the_database(config_dir, monkeypatch, instance, local_url):
     edit_yaml(config_dir / "power.yaml", **{"usage.interval_minutes": 20})
     defs = make_defs(config_dir, monkeypatch, local_url, domains=("power", "meters"))
-    assert run(defs, instance, DAYS[0]).success
-    result = run(defs, instance, DAYS[0], job=CHECKS)
+    assert run_days(defs, instance, DAYS[0]).success
+    result = run_days(defs, instance, DAYS[0], job=CHECKS)
     evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "power_agreement")
     assert evaluation.passed
     assert evaluation.metadata["meter_hours_compared"].value > 8 * 24 // 4
@@ -142,7 +133,7 @@ def test_live_slices_then_the_whole_day(config_dir, monkeypatch, instance, local
     bucket = BucketResource(url=local_url)
     for start, end in (("00:00", "00:10"), ("00:10", "00:20")):
         tags = {LIVE_WINDOW_START_TAG: f"{DAYS[0]}T{start}:00+00:00", LIVE_WINDOW_END_TAG: f"{DAYS[0]}T{end}:00+00:00"}
-        assert run(defs, instance, DAYS[0], job="live_meter_readings", tags=tags).success
+        assert run_days(defs, instance, DAYS[0], job="live_meter_readings", tags=tags).success
     slices = sorted({n.split("/")[2] for n in bucket.list(f"meter_readings/dt={DAYS[0]}/slice=")})
     assert slices == ["slice=000000-001000", "slice=001000-002000"]
     platform = load_platform(config_dir)
@@ -153,7 +144,7 @@ def test_live_slices_then_the_whole_day(config_dir, monkeypatch, instance, local
     live_lines = b"".join(gzip.decompress(bucket.read_bytes(f"meter_readings/dt={DAYS[0]}/{s}/part-0000{p}.ndjson.gz"))
                           for p in range(3) for s in slices)  # fmt: skip
 
-    assert run(defs, instance, DAYS[0]).success  # the whole day replaces its slices
+    assert run_days(defs, instance, DAYS[0]).success  # the whole day replaces its slices
     assert not bucket.list(f"meter_readings/dt={DAYS[0]}/slice=")
     manifest = bucket.manifest(f"meter_readings/dt={DAYS[0]}/")
     assert manifest["rows"] == expected_rows(spec, seed, day)
@@ -162,7 +153,7 @@ def test_live_slices_then_the_whole_day(config_dir, monkeypatch, instance, local
                          for p in range(3))  # fmt: skip
     early = {line for line in day_lines.splitlines() if orjson.loads(line)["timestamp"] < f"{DAYS[0]}T00:20"}
     assert early == set(live_lines.splitlines())  # the backfill equals the union of the live windows
-    assert all(checks_of(run(defs, instance, DAYS[0], job=CHECKS)).values())
+    assert all(checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS)).values())
 
 
 def slice_folders(bucket: BucketResource, day: str) -> set[str]:
@@ -192,7 +183,7 @@ def test_late_slices_arrive_with_a_later_live_window(config_dir, monkeypatch, in
     delivered: set[Window] = set()
     for window, due in zip(windows, plan, strict=True):
         tags = {LIVE_WINDOW_START_TAG: window.start.isoformat(), LIVE_WINDOW_END_TAG: window.end.isoformat()}
-        result = run(defs, instance, DAYS[0], job="live_meter_readings", tags=tags)
+        result = run_days(defs, instance, DAYS[0], job="live_meter_readings", tags=tags)
         assert result.success
         delivered |= set(due)
         assert slice_folders(bucket, DAYS[0]) == {folder(w) for w in delivered}  # a held slice is absent until due
@@ -218,7 +209,7 @@ def test_late_slices_arrive_with_a_later_live_window(config_dir, monkeypatch, in
     live_lines = b"".join(gzip.decompress(raw) for w in sorted(delivered)
                           for raw in data_files(bucket, window_prefix("meter_readings", w)).values())  # fmt: skip
 
-    assert run(defs, instance, DAYS[0]).success  # the whole day replaces its slices
+    assert run_days(defs, instance, DAYS[0]).success  # the whole day replaces its slices
     assert not slice_folders(bucket, DAYS[0])
     manifest = bucket.manifest(f"meter_readings/dt={DAYS[0]}/")
     assert manifest["rows"] == expected_rows(spec, seed, day)
@@ -230,7 +221,7 @@ def test_late_slices_arrive_with_a_later_live_window(config_dir, monkeypatch, in
     early = {line for line in day_lines.splitlines()
              if any(lo <= orjson.loads(line)["timestamp"] < hi for lo, hi in covered)}  # fmt: skip
     assert early == set(live_lines.splitlines())  # the backfill equals the union of the delivered live slices
-    assert all(checks_of(run(defs, instance, DAYS[0], job=CHECKS)).values())
+    assert all(checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS)).values())
 
 
 def test_a_late_slice_already_held_by_a_written_window_is_skipped(config_dir, tmp_path):
@@ -249,26 +240,26 @@ def test_a_late_slice_already_held_by_a_written_window_is_skipped(config_dir, tm
     assert bucket.manifest(window_prefix("meter_readings", hour))["faults"]["late_slice_count"] == 6
 
 
-def test_gcs_bucket_idempotent_and_upload_failure(config_dir, monkeypatch, instance, gcs_bucket_url):  # noqa: F811
+def test_gcs_bucket_idempotent_and_upload_failure(config_dir, monkeypatch, instance, gcs_bucket_url):
     monkeypatch.setenv("SYNTH_DATA_DIR", str(config_dir.parent / "data"))
     defs = make_defs(config_dir, monkeypatch, gcs_bucket_url, **{"output.layout": "per_meter",
                                                                  "output.record": "wattif"})  # fmt: skip
-    assert run(defs, instance, DAYS[0]).success
+    assert run_days(defs, instance, DAYS[0]).success
     bucket = BucketResource(url=gcs_bucket_url)
     before = snapshot(bucket)
     assert len(before) == METERS + 1
     one = next(n for n in before if n.endswith(".ndjson.gz"))
     assert set(orjson.loads(gzip.decompress(bucket.read_bytes(one)).splitlines()[0])) == {"timestamp", "reading"}
-    assert run(defs, instance, DAYS[0]).success
+    assert run_days(defs, instance, DAYS[0]).success
     assert snapshot(bucket) == before
-    assert all(checks_of(run(defs, instance, DAYS[0], job=CHECKS)).values())
+    assert all(checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS)).values())
 
     victim = one.rsplit("/", 1)[1].removesuffix(".ndjson.gz")
     with fail_uploads(victim):
-        failed = run(defs, instance, DAYS[0], raise_on_error=False)
+        failed = run_days(defs, instance, DAYS[0], raise_on_error=False)
     assert not failed.success
     assert bucket.manifest(f"meter_readings/dt={DAYS[0]}/") is None  # incomplete, never a manifest over a gap
-    results = checks_of(run(defs, instance, DAYS[0], job=CHECKS, raise_on_error=False))
+    results = checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS, raise_on_error=False))
     assert results["manifest_matches_objects"] is False
-    assert run(defs, instance, DAYS[0]).success  # the retry completes the day
+    assert run_days(defs, instance, DAYS[0]).success  # the retry completes the day
     assert snapshot(bucket) == before

@@ -17,7 +17,8 @@ from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_
 from synth_platform.definitions import build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.sinks.delta import DeltaResource
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.runs import run_days
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "output_digests.json"
 DAY = "2026-03-01"
@@ -46,8 +47,7 @@ def _files(root: Path, label: str) -> dict[str, str]:
 def _run(defs: dg.Definitions, instance: dg.DagsterInstance, day: str, tags: dict | None = None) -> None:
     job = dg.define_asset_job("everything", selection=dg.AssetSelection.all().without_checks())
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
-    tags = {"dagster/asset_partition_range_start": day, "dagster/asset_partition_range_end": day, **(tags or {})}
-    assert defs.resolve_job_def("everything").execute_in_process(instance=instance, tags=tags).success
+    assert run_days(defs, instance, day, job="everything", tags=tags).success
 
 
 def written(config_dir: Path, data: Path, monkeypatch: pytest.MonkeyPatch, instance: dg.DagsterInstance) -> dict:

@@ -7,12 +7,13 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.definitions import build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.world.power_usage import expected_rows, power_usage
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.runs import checks_passed, run_days
 
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
 CHECKS_JOB = "power_checks"
@@ -40,11 +41,6 @@ def power_defs(config_dir, database_url, monkeypatch) -> dg.Definitions:
     return make_defs(config_dir, database_url, monkeypatch)
 
 
-def run(defs: dg.Definitions, instance, first: str, last: str | None = None, job: str = MAIN_JOB, **kw):
-    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
-    return defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, **kw)
-
-
 def checksum(db: DatabaseResource) -> tuple[int, str]:
     rows = db.query("SELECT timestamp, device_id, power_usage_kwh FROM power_usage ORDER BY timestamp, device_id")
     digest = hashlib.sha256()
@@ -66,9 +62,9 @@ def spec_checksum(platform, days: list[str]) -> tuple[int, str]:
 
 def test_rematerializing_a_partition_leaves_identical_rows(power_defs, config_dir, database_url, instance):
     db = DatabaseResource(url=database_url)
-    assert run(power_defs, instance, DAYS[0], DAYS[1]).success
+    assert run_days(power_defs, instance, DAYS[0], DAYS[1]).success
     before = checksum(db)
-    assert run(power_defs, instance, DAYS[1]).success
+    assert run_days(power_defs, instance, DAYS[1]).success
     assert checksum(db) == before
     platform = load_platform(config_dir)
     assert before == spec_checksum(platform, DAYS[:2])  # exactly the world's rows, other day untouched
@@ -79,7 +75,7 @@ def test_rematerializing_a_partition_leaves_identical_rows(power_defs, config_di
 
 def test_range_run_equals_single_days(power_defs, config_dir, database_url, instance):
     db = DatabaseResource(url=database_url)
-    result = run(power_defs, instance, DAYS[0], DAYS[-1])
+    result = run_days(power_defs, instance, DAYS[0], DAYS[-1])
     assert result.success
     ranged = checksum(db)
     usage = result.asset_materializations_for_node("power_usage")[0].metadata
@@ -88,12 +84,12 @@ def test_range_run_equals_single_days(power_defs, config_dir, database_url, inst
     with db.begin() as conn:
         conn.execute(sa.text("DELETE FROM power_usage"))
     for day in DAYS:
-        assert run(power_defs, instance, day).success
+        assert run_days(power_defs, instance, day).success
     assert checksum(db) == ranged == spec_checksum(load_platform(config_dir), DAYS)
 
 
 def test_table_keys_and_types(power_defs, database_url, instance):
-    assert run(power_defs, instance, DAYS[0]).success
+    assert run_days(power_defs, instance, DAYS[0]).success
     insp = sa.inspect(DatabaseResource(url=database_url).engine)
     assert set(insp.get_pk_constraint("power_usage")["constrained_columns"]) == {"device_id", "timestamp"}
     assert any(ix["column_names"] == ["timestamp"] for ix in insp.get_indexes("power_usage"))
@@ -103,13 +99,9 @@ def test_table_keys_and_types(power_defs, database_url, instance):
         assert ts_type.timezone, "PostgreSQL stores timestamptz"
 
 
-def _check_results(result) -> dict[str, bool]:
-    return {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-
-
 def test_checks_pass_on_good_data_and_fail_on_broken(power_defs, database_url, instance):
-    assert run(power_defs, instance, DAYS[0]).success
-    assert _check_results(run(power_defs, instance, DAYS[0], job=CHECKS_JOB)) == {
+    assert run_days(power_defs, instance, DAYS[0]).success
+    assert checks_passed(run_days(power_defs, instance, DAYS[0], job=CHECKS_JOB)) == {
         "row_count": True, "unique_keys": True, "known_devices": True,
     }  # fmt: skip
     db = DatabaseResource(url=database_url)
@@ -119,7 +111,7 @@ def test_checks_pass_on_good_data_and_fail_on_broken(power_defs, database_url, i
             sa.text("INSERT INTO power_usage (timestamp, device_id, power_usage_kwh) VALUES (:ts, 999999, 1.0)"),
             {"ts": db._bind(datetime(2026, 3, 1, 5, tzinfo=UTC))},
         )
-    results = _check_results(run(power_defs, instance, DAYS[0], job=CHECKS_JOB, raise_on_error=False))
+    results = checks_passed(run_days(power_defs, instance, DAYS[0], job=CHECKS_JOB, raise_on_error=False))
     assert results["row_count"] is False
     assert results["known_devices"] is False
     assert results["unique_keys"] is True
@@ -130,17 +122,17 @@ def test_duplicate_check_fails_on_a_table_without_its_key(config_dir, sqlite_url
     db = DatabaseResource(url=sqlite_url)
     with db.begin() as conn:  # a table someone created by hand, without the primary key
         conn.execute(sa.text("CREATE TABLE power_usage (timestamp DATETIME, device_id BIGINT, power_usage_kwh FLOAT)"))
-    assert run(power_defs, instance, DAYS[0]).success
+    assert run_days(power_defs, instance, DAYS[0]).success
     with db.begin() as conn:
         conn.execute(sa.text("INSERT INTO power_usage SELECT * FROM power_usage LIMIT 3"))
-    results = _check_results(run(power_defs, instance, DAYS[0], job=CHECKS_JOB, raise_on_error=False))
+    results = checks_passed(run_days(power_defs, instance, DAYS[0], job=CHECKS_JOB, raise_on_error=False))
     assert results["unique_keys"] is False
 
 
 def test_materialization_metadata_has_provenance_and_no_password(config_dir, postgres_url, monkeypatch, instance):
     # trust auth ignores the password, so it can be set to prove it never shows
     url = sa.make_url(postgres_url).set(password="s3cret-pw").render_as_string(hide_password=False)
-    result = run(make_defs(config_dir, url, monkeypatch), instance, DAYS[0])
+    result = run_days(make_defs(config_dir, url, monkeypatch), instance, DAYS[0])
     meta = result.asset_materializations_for_node("power_usage")[0].metadata
     for key in ("rows", "bytes", "duration_s", "rows_per_s", "target", "seed", "spec_hash", "window", "preview"):
         assert key in meta, key

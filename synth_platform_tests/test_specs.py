@@ -9,7 +9,7 @@ import pytest
 
 from synth_platform.domains import load_platform
 from synth_platform.specs.loader import SpecError
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 
 DAGSTER = str(Path(sys.executable).parent / "dagster")
 REPO = Path(__file__).resolve().parents[1]

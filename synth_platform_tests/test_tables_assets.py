@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
-from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.definitions import build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.resources import data_dir
 from synth_platform.sinks.database import DatabaseResource
@@ -15,7 +15,8 @@ from synth_platform.sinks.delta import DeltaResource
 from synth_platform.streams.tables import expire
 from synth_platform.world.tables.rows import TableWorld
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.runs import run_days
 
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
 TABLES = ["customers", "products", "orders"]
@@ -42,12 +43,8 @@ def configure(config_dir, monkeypatch, target: str, database_url: str | None = N
 
 
 def run(defs, instance, first: str, last: str | None = None, tags: dict | None = None):
-    tags = {
-        "dagster/asset_partition_range_start": first,
-        "dagster/asset_partition_range_end": last or first,
-        **(tags or {}),
-    }
-    result = defs.resolve_job_def(MAIN_JOB).execute_in_process(instance=instance, tags=tags)
+    """A run over first..last that succeeds with every table check passing."""
+    result = run_days(defs, instance, first, last, tags=tags)
     assert result.success
     ours = [c for c in result.get_asset_check_evaluations() if c.check_name in OUR_CHECKS]
     assert ours and all(c.passed for c in ours), [(c.asset_key, c.check_name, c.metadata) for c in ours if not c.passed]

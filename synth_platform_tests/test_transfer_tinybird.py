@@ -14,7 +14,7 @@ from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.tinybird import TinybirdResource
 from synth_platform.specs.analytics import TransferSpec
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 NOW = datetime(2026, 3, 2, tzinfo=UTC)

@@ -1,0 +1,17 @@
+"""Editing a copy of config/ in tests and benches."""
+
+from pathlib import Path
+
+import yaml
+
+
+def edit_yaml(file: Path, **changes: object) -> None:
+    """Set top-level keys of a YAML file (dotted keys reach into mappings)."""
+    data = yaml.safe_load(file.read_text()) or {}
+    for dotted, value in changes.items():
+        node = data
+        *parents, leaf = dotted.split(".")
+        for key in parents:
+            node = node.setdefault(key, {})
+        node[leaf] = value
+    file.write_text(yaml.safe_dump(data, sort_keys=False))

@@ -1,0 +1,34 @@
+"""Running jobs in tests: a range of daily partitions in one run, and what its checks said."""
+
+import dagster as dg
+
+from synth_platform.definitions import MAIN_JOB
+
+
+def partition_range(first: str, last: str | None = None) -> dict[str, str]:
+    """The run tags of one run over the days first..last (one day without `last`)."""
+    return {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last or first}
+
+
+def run_days(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    first: str,
+    last: str | None = None,
+    job: str = MAIN_JOB,
+    tags: dict[str, str] | None = None,
+    **kw: object,
+) -> dg.ExecuteInProcessResult:
+    """Execute `job` in process over first..last (plus `tags`, e.g. a live window)."""
+    tags = {**partition_range(first, last), **(tags or {})}
+    return defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, **kw)
+
+
+def checks_of(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
+    """The domain checks a run evaluated, by name (the automation's freshness check judges the wall clock, not the
+    run's days, so it is left out)."""
+    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.check_name != "freshness"}
+
+
+def checks_passed(result: dg.ExecuteInProcessResult) -> dict[str, bool]:
+    return {name: e.passed for name, e in checks_of(result).items()}
