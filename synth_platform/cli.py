@@ -25,10 +25,8 @@ def demo(args: argparse.Namespace) -> int:
         "dagster/asset_partition_range_end": today.isoformat(),
     }
     print(f"materializing every asset for {first} .. {today} (UTC) through Dagster ...", flush=True)
-    cmd = [
-        os.path.join(os.path.dirname(sys.executable), "dagster"),
-        "job", "execute", "-m", "synth_platform.definitions", "-j", "main_job", "--tags", json.dumps(tags),
-    ]  # fmt: skip
+    dagster = os.path.join(os.path.dirname(sys.executable), "dagster")
+    cmd = [dagster, "job", "execute", "-m", "synth_platform.definitions", "-j", "main_job", "--tags", json.dumps(tags)]
     code = subprocess.call(cmd)
     if code:
         print(f"\nthe run failed (exit {code}); its logs are above and in the UI (make dev)", file=sys.stderr)

@@ -138,7 +138,7 @@ def database_requests(database: DatabaseResource, feature: Feature, seed: int) -
             sa.func.max(t.c[feature.device_column]),
             sa.func.min(t.c[feature.time_column]),
             sa.func.max(t.c[feature.time_column]),
-        )  # fmt: skip
+        )
     )[0]
     if low is None:
         raise ValueError(f"table {feature.table_name} is empty: nothing to query")
@@ -167,7 +167,13 @@ def tinybird_requests(tinybird: TinybirdResource, pipe: str, first: Window, seed
 
     def request(i: int) -> object:
         window = _random_window(key, i, first.start_s, first.end_s, 3_600)
-        return tinybird.query_pipe(pipe, {"start": window.start.isoformat(), "end": window.end.isoformat(),
-                                          "limit": 10 + int(seeding.integers(key, 191, i, 2))})  # fmt: skip
+        return tinybird.query_pipe(
+            pipe,
+            {
+                "start": window.start.isoformat(),
+                "end": window.end.isoformat(),
+                "limit": 10 + int(seeding.integers(key, 191, i, 2)),
+            },
+        )
 
     return request

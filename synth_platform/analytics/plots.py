@@ -57,8 +57,12 @@ def latency_png(latencies_ms: Mapping[str, Sequence[float]]) -> bytes:
         line = ax.plot(ordered, np.arange(1, len(ordered) + 1) / len(ordered), label=target)[0]
         for q in (50, 95, 99):
             ax.axvline(float(np.percentile(ordered, q)), color=line.get_color(), alpha=0.35, linestyle=":")
-    ax.set(xscale="log", xlabel="latency (ms), dotted: p50 / p95 / p99", ylabel="share of requests",
-           title="Query latency per target")  # fmt: skip
+    ax.set(
+        xscale="log",
+        xlabel="latency (ms), dotted: p50 / p95 / p99",
+        ylabel="share of requests",
+        title="Query latency per target",
+    )
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return _png(fig)

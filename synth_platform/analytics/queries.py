@@ -116,8 +116,9 @@ def hour_of_day(column: sa.ColumnElement, dialect: str) -> sa.ColumnElement[int]
     return sa.cast(sa.extract("hour", column), sa.Integer)
 
 
-def hourly_profile(feature: Feature, devices_table: str, group_column: str, window: Window | None,
-                   dialect: str) -> sa.Select:  # fmt: skip
+def hourly_profile(
+    feature: Feature, devices_table: str, group_column: str, window: Window | None, dialect: str
+) -> sa.Select:
     """(group, hour, mean value, readings): the mean reading per UTC hour of day for each device group."""
     t = feature.table()
     meta = sa.table(devices_table, sa.column("device_id", sa.BigInteger()), sa.column(group_column, sa.String()))

@@ -142,8 +142,9 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
         window = run_window(context)
         metadata: dict[str, object] = {}
         for feature in present(database):
-            devices = [r[0] for r in database.query("SELECT device_id FROM device_metadata")] if (
-                feature is POWER_USAGE and report.has_table(database, "device_metadata")) else []  # fmt: skip
+            devices = []
+            if feature is POWER_USAGE and report.has_table(database, "device_metadata"):
+                devices = [r[0] for r in database.query("SELECT device_id FROM device_metadata")]
             h = report.histograms(database, feature, window, spec.histogram_edges[feature.name], devices)
             readings = sum(sum(c) for c in h.values.values())
             if readings != h.rows:
@@ -262,8 +263,13 @@ def _load_test(platform: PlatformSpec, spec: AnalyticsSpec, features: list[Featu
                     skipped[target] = "no TINYBIRD_TOKEN (outbox mode)"
                     continue
                 loadtest.require_loopback("tinybird", tinybird.api_url, cfg.allow_remote)
-                once = TinybirdResource(api_url=tinybird.api_url, token=tinybird.token, outbox_dir=tinybird.outbox_dir,
-                                        max_attempts=1, timeout_seconds=30)  # fmt: skip
+                once = TinybirdResource(
+                    api_url=tinybird.api_url,
+                    token=tinybird.token,
+                    outbox_dir=tinybird.outbox_dir,
+                    max_attempts=1,
+                    timeout_seconds=30,
+                )
                 request = loadtest.tinybird_requests(once, spec.transfer.pipe, _pipe_span(once, spec), run_seed)
             context.log.info(f"loading {target} ...")
             result = loadtest.run_load(target, request, cfg)
@@ -293,8 +299,8 @@ def _load_metadata(results: list[loadtest.LoadResult], skipped: dict[str, str]) 
         s = r.summary()
         lines.append(f"| {r.target} | " + " | ".join(str(v) for v in s.values()) + " |")
         for name, value in s.items():
-            meta[f"{r.target}/{name}"] = dg.MetadataValue.float(float(value)) if isinstance(value, float) else (
-                dg.MetadataValue.int(int(value)))  # fmt: skip
+            is_float = isinstance(value, float)
+            meta[f"{r.target}/{name}"] = dg.MetadataValue.float(value) if is_float else dg.MetadataValue.int(int(value))
         if r.error_samples:
             meta[f"{r.target}/error_samples"] = dg.MetadataValue.md("\n".join(f"- `{e}`" for e in r.error_samples))
     lines += [f"| {t} | skipped: {why} |" + " |" * 6 for t, why in skipped.items()]

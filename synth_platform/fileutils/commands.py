@@ -56,9 +56,13 @@ def _convert(args: argparse.Namespace) -> int:
     try:
         types = load_schema(args.schema) if args.schema else None
         result = csv_to_ndjson(
-            args.source, args.output, types,
-            delimiter=args.delimiter, infer_rows=args.infer_rows, empty_as_null=args.empty_as_null,
-        )  # fmt: skip
+            args.source,
+            args.output,
+            types,
+            delimiter=args.delimiter,
+            infer_rows=args.infer_rows,
+            empty_as_null=args.empty_as_null,
+        )
     except (FileFormatError, SpecError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

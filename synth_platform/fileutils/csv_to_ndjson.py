@@ -31,8 +31,10 @@ def header_and_rows(source: Path, delimiter: str) -> tuple[list[str], Iterator[R
     names = header.fields
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes or "" in names:
-        raise FileFormatError(f"{source}: header line {header.line}: column names must be unique and non-empty, got "
-                              f"{', '.join(repr(n) for n in dupes) or 'an empty name'}")  # fmt: skip
+        raise FileFormatError(
+            f"{source}: header line {header.line}: column names must be unique and non-empty, got "
+            f"{', '.join(repr(n) for n in dupes) or 'an empty name'}"
+        )
     return names, _same_width(source, names, records)
 
 
@@ -80,7 +82,7 @@ def csv_to_ndjson(
                     f"not in the file: {extra}" if extra else "",
                 )
                 if p
-            )  # fmt: skip
+            )
         )
     columns = [(n, converter(types[n], empty_as_null)) for n in names]
     rows = written = 0

@@ -54,8 +54,9 @@ def render(fields: list[Field], rows: int, keep: np.ndarray | None = None) -> by
     numbers = [f for f in fields if isinstance(f, Number)]
     literals = _literals(fields)
     slack = bytes(ndjson_kernel.BLOCK)  # room for the excess of the last block copy
-    text_buf = np.frombuffer(b"".join([*(np.ascontiguousarray(t.values, np.uint8).tobytes() for t in texts), slack]),
-                             dtype=np.uint8)  # fmt: skip
+    text_buf = np.frombuffer(
+        b"".join([*(np.ascontiguousarray(t.values, np.uint8).tobytes() for t in texts), slack]), dtype=np.uint8
+    )
     text_shape = np.array([(len(t.values), t.values.shape[1], t.every) for t in texts], np.int64).reshape(-1, 3)
     values = np.empty((len(numbers), rows), dtype=np.float64)
     for row, field in zip(values, numbers, strict=True):
@@ -63,12 +64,19 @@ def render(fields: list[Field], rows: int, keep: np.ndarray | None = None) -> by
     line_bound = sum(map(len, literals)) + int(text_shape[:, 1].sum()) + len(numbers) * (ndjson_kernel.MAX_DIGITS + 2)
     out = _buffer(rows * line_bound + ndjson_kernel.BLOCK)
     written = ndjson_kernel.render_rows(
-        out, rows, np.ones(rows, np.bool_) if keep is None else np.asarray(keep, np.bool_),
-        np.frombuffer(b"".join([*literals, slack]), np.uint8), np.cumsum([0, *map(len, literals)]),
+        out,
+        rows,
+        np.ones(rows, np.bool_) if keep is None else np.asarray(keep, np.bool_),
+        np.frombuffer(b"".join([*literals, slack]), np.uint8),
+        np.cumsum([0, *map(len, literals)]),
         np.array([isinstance(f, Number) for f in fields], np.int64),
-        text_buf, np.cumsum([0, *(t.values.size for t in texts)])[:-1], text_shape,
-        values, np.array([10.0**f.decimals for f in numbers]), np.array([f.decimals for f in numbers], np.int64),
-    )  # fmt: skip
+        text_buf,
+        np.cumsum([0, *(t.values.size for t in texts)])[:-1],
+        text_shape,
+        values,
+        np.array([10.0**f.decimals for f in numbers]),
+        np.array([f.decimals for f in numbers], np.int64),
+    )
     if written < 0:
         raise ValueError(f"{numbers[-written - 1].name}: values must be finite and below 1e18 / 10^decimals")
     return out[:written].tobytes()  # bytes: google_crc32c takes nothing else

@@ -110,17 +110,31 @@ def _long_number(out, c, value, d, pow10, lut4, lut2):
     return end
 
 
-def render_rows(out, rows, keep, literals, literal_at, kinds, text_buf, text_at, text_shape, values, scale,
-                decimals) -> int:  # fmt: skip
+def render_rows(*arrays: np.ndarray | int) -> int:
     """Append the kept rows' lines to `out`: for each field in order (`kinds`: 0 text, 1 number), its literal, then
-    its value; then the closing literal. The bytes written, or -(number field + 1) for a value out of range."""
-    return _render_rows(out, rows, keep, literals, literal_at, kinds, text_buf, text_at, text_shape, values, scale,
-                        decimals, _POW10, _LUT4, _LUT2)  # fmt: skip
+    its value; then the closing literal. The bytes written, or -(number field + 1) for a value out of range.
+    Takes `_render_rows`' arguments up to `decimals`; the lookup tables are this module's."""
+    return _render_rows(*arrays, _POW10, _LUT4, _LUT2)
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _render_rows(out, rows, keep, literals, literal_at, kinds, text_buf, text_at, text_shape, values, scale,
-                 decimals, pow10, lut4, lut2):  # fmt: skip
+def _render_rows(
+    out,
+    rows,
+    keep,
+    literals,
+    literal_at,
+    kinds,
+    text_buf,
+    text_at,
+    text_shape,
+    values,
+    scale,
+    decimals,
+    pow10,
+    lut4,
+    lut2,
+):
     texts = text_shape.shape[0]
     text_row = np.zeros(texts, np.int64)  # which value of each text field this row shows, advanced without division
     text_left = text_shape[:, 2].copy()

@@ -103,9 +103,10 @@ class Journeys(Spec):
         4.0, gt=0, description="Mean shopping journeys a customer starts per day"
     )
     slot_minutes: int = pydantic.Field(
-        120, description="Each customer has at most one journey per slot; a journey (its return too) stays inside "
-        "its slot, so a day's events are complete on their own. Must divide a day and be >= 60"
-    )  # fmt: skip
+        120,
+        description="Each customer has at most one journey per slot; a journey (its return too) stays inside "
+        "its slot, so a day's events are complete on their own. Must divide a day and be >= 60",
+    )
 
     _slot = pydantic.field_validator("slot_minutes")(dividing(1440, "minutes", "a day", "60, 120, 240", minimum=60))
 

@@ -41,34 +41,31 @@ def write_power_windows(
         yield window, db.replace_window(USAGE_TABLE, data, "timestamp", window)
 
 
+def _count(db: DatabaseResource, sql: str, w: Window) -> int:
+    return int(db.scalar(sql, {"start": w.start, "end": w.end}))
+
+
 def usage_rows(db: DatabaseResource, w: Window) -> int:
-    return int(
-        db.scalar(
-            "SELECT COUNT(*) FROM power_usage WHERE timestamp >= :start AND timestamp < :end",
-            {"start": w.start, "end": w.end},
-        )
-    )
+    return _count(db, "SELECT COUNT(*) FROM power_usage WHERE timestamp >= :start AND timestamp < :end", w)
 
 
 def duplicate_keys(db: DatabaseResource, w: Window) -> int:
     """(device_id, timestamp) pairs that occur more than once in the window."""
-    return int(
-        db.scalar(
-            "SELECT COUNT(*) FROM (SELECT device_id, timestamp FROM power_usage WHERE timestamp >= :start AND "
-            "timestamp < :end GROUP BY device_id, timestamp HAVING COUNT(*) > 1) d",
-            {"start": w.start, "end": w.end},
-        )
+    return _count(
+        db,
+        "SELECT COUNT(*) FROM (SELECT device_id, timestamp FROM power_usage WHERE timestamp >= :start AND "
+        "timestamp < :end GROUP BY device_id, timestamp HAVING COUNT(*) > 1) d",
+        w,
     )
 
 
 def orphan_rows(db: DatabaseResource, w: Window) -> int:
     """Readings in the window whose device_id is not in device_metadata."""
-    return int(
-        db.scalar(
-            "SELECT COUNT(*) FROM power_usage p LEFT JOIN device_metadata d ON d.device_id = p.device_id "
-            "WHERE p.timestamp >= :start AND p.timestamp < :end AND d.device_id IS NULL",
-            {"start": w.start, "end": w.end},
-        )
+    return _count(
+        db,
+        "SELECT COUNT(*) FROM power_usage p LEFT JOIN device_metadata d ON d.device_id = p.device_id "
+        "WHERE p.timestamp >= :start AND p.timestamp < :end AND d.device_id IS NULL",
+        w,
     )
 
 
