@@ -24,7 +24,7 @@ from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.sql_schema import sql_table
 from synth_platform.sinks.tinybird import CappedEndpoint, TinybirdResource
 from synth_platform.specs.analytics import TransferSpec
-from synth_platform.world.windows import utc
+from synth_platform.world.windows import Window, utc
 
 
 class TransferError(RuntimeError):
@@ -165,3 +165,11 @@ def pull(
         result.watermark = max(result.watermark or newest, newest)
         result.newest = rows[-3:]
     return result
+
+
+def pipe_span(tinybird: TinybirdResource, spec: TransferSpec) -> Window:
+    """From the pipe's first event (its rows come in time order) to now; the last day when it is empty."""
+    now = datetime.now(UTC)
+    first = tinybird.query_pipe(spec.pipe, {"limit": 1}).get("data", [])
+    start = parse_time(first[0][spec.time_column]) if first else now - timedelta(days=1)
+    return Window(min(start, now - timedelta(minutes=1)), now)

@@ -1,7 +1,7 @@
 """Analytics wiring: `meter_minutes` (meter files folded into the database), `top_devices` and `device_histograms`
 (daily, downstream of the streams), the Tinybird pipe pulled into the database, and the `query_load_test` job."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 import dagster as dg
 import sqlalchemy as sa
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from synth_platform.analytics import loadtest, plots, report, transfer
 from synth_platform.analytics.meter_minutes import METER_POWER, METER_VOLTAGE, write_day
 from synth_platform.analytics.queries import POWER_USAGE, Feature
-from synth_platform.analytics.results import histogram_table, top_table
+from synth_platform.analytics.results import top_table
 from synth_platform.assets.common import Stopwatch, daily_partitions, markdown_preview, provenance, run_window
 from synth_platform.resources import data_dir
 from synth_platform.sinks.database import DatabaseResource
@@ -149,9 +149,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
             readings = sum(sum(c) for c in h.values.values())
             if readings != h.rows:
                 raise RuntimeError(f"{feature.name}: histogram holds {readings} readings, the window {h.rows}")
-            metadata[f"histogram_{feature.name}"] = dg.MetadataValue.md(
-                markdown(histogram_table(h.labels, h.values, h.status, h.intervals))
-            )
+            metadata[f"histogram_{feature.name}"] = dg.MetadataValue.md(markdown(h.table()))
             metadata[f"{feature.name}_readings"] = dg.MetadataValue.int(h.rows)
             metadata[f"{feature.name}_intervals"] = dg.MetadataValue.int(h.intervals)
         if POWER_USAGE in present(database) and report.has_table(database, "device_metadata"):
@@ -270,7 +268,8 @@ def _load_test(platform: PlatformSpec, spec: AnalyticsSpec, features: list[Featu
                     max_attempts=1,
                     timeout_seconds=30,
                 )
-                request = loadtest.tinybird_requests(once, spec.transfer.pipe, _pipe_span(once, spec), run_seed)
+                span = transfer.pipe_span(once, spec.transfer)
+                request = loadtest.tinybird_requests(once, spec.transfer.pipe, span, run_seed)
             context.log.info(f"loading {target} ...")
             result = loadtest.run_load(target, request, cfg)
             context.log.info(f"{target}: {result.summary()}")
@@ -282,14 +281,6 @@ def _load_test(platform: PlatformSpec, spec: AnalyticsSpec, features: list[Featu
         run_query_load()
 
     return dg.Definitions(jobs=[query_load_test])
-
-
-def _pipe_span(tinybird: TinybirdResource, spec: AnalyticsSpec) -> Window:
-    """From the pipe's first event (its rows come in time order) to now; the last day when it is empty."""
-    now = datetime.now(UTC)
-    first = tinybird.query_pipe(spec.transfer.pipe, {"limit": 1}).get("data", [])
-    start = transfer.parse_time(first[0][spec.transfer.time_column]) if first else now - timedelta(days=1)
-    return Window(min(start, now - timedelta(minutes=1)), now)
 
 
 def _load_metadata(results: list[loadtest.LoadResult], skipped: dict[str, str]) -> dict[str, object]:
