@@ -123,7 +123,7 @@ class LocalStore:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-        sync_dir(path.parent)
+        _sync_dir(path.parent)
 
     def delete(self, names: Iterable[str]) -> int:
         names = list(names)
@@ -141,8 +141,8 @@ class LocalStore:
     def settle(self, prefix: str) -> None:
         folder = self.root / prefix
         _remove_abandoned_tmp(folder)
-        remove_empty_dirs(folder)
-        sync_dir(folder)  # the files' renames reach the disk before the manifest
+        _remove_empty_dirs(folder)
+        _sync_dir(folder)  # the files' renames reach the disk before the manifest
 
 
 def _remove_abandoned_tmp(root: Path, older_than_s: float = _ABANDONED_TMP_S) -> None:
@@ -156,7 +156,7 @@ def _remove_abandoned_tmp(root: Path, older_than_s: float = _ABANDONED_TMP_S) ->
                 path.unlink()
 
 
-def remove_empty_dirs(root: Path) -> None:
+def _remove_empty_dirs(root: Path) -> None:
     if not root.is_dir():
         return
     for folder in sorted((p for p in root.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
@@ -164,7 +164,7 @@ def remove_empty_dirs(root: Path) -> None:
             folder.rmdir()
 
 
-def sync_dir(path: Path) -> None:
+def _sync_dir(path: Path) -> None:
     """Make the renames in a folder durable (POSIX; a no-op where folders cannot be opened)."""
     with suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
