@@ -4,6 +4,7 @@ target). Every file is checked completely at load time, expressions included (se
 from __future__ import annotations
 
 import re
+from datetime import date, datetime
 from typing import Literal
 
 import pydantic
@@ -13,6 +14,7 @@ from synth_platform.specs.table_types import ARROW_TYPES
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_ROWS_PER_MINUTE = 60_000
+DEFAULT_MAX_VALUE_BYTES = 1 << 20  # longest string/bytes value an expression may produce
 
 
 def _identifier(value: str) -> str:
@@ -50,6 +52,12 @@ class TablesConfig(Spec):
     )
     pool_size: int = pydantic.Field(
         1000, ge=1, le=1_000_000, description="Distinct values drawn per Faker call site (extension)"
+    )
+    reference_date: date | datetime | None = pydantic.Field(
+        None, description="Instant Faker's relative dates of static tables count from; default the world's start_date"
+    )
+    max_value_bytes: int = pydantic.Field(
+        DEFAULT_MAX_VALUE_BYTES, ge=64, le=1 << 30, description="Longest string/bytes value (and provider result)"
     )
 
 
@@ -98,7 +106,9 @@ class ColumnSpec(Spec):
 
 
 class CadenceSpec(Spec):
-    rows_per_minute: int = pydantic.Field(ge=1, le=MAX_ROWS_PER_MINUTE, description="Rows appended per minute")
+    rows_per_minute: int = pydantic.Field(
+        60, ge=1, le=MAX_ROWS_PER_MINUTE, description="Rows appended per minute (the streaming server's default: 60)"
+    )
     enabled: bool = pydantic.Field(True, description="Stream live windows (else backfill only)")
     time_column: str = pydantic.Field("event_time", description="Column holding each row's event time (extension)")
 
@@ -110,9 +120,11 @@ class TableSpec(Spec):
     row_count: int = pydantic.Field(10, ge=0, description="Rows of a static table; initial rows of an append table")
     start_row_id: int = pydantic.Field(1, ge=0, lt=2**53)
     columns: list[ColumnSpec] = pydantic.Field(min_length=1)
-    update_policy: Literal["append", "disabled", "replace"] = "disabled"
+    update_policy: Literal["append", "disabled", "replace"] = pydantic.Field(
+        "disabled", description="append when a cadence is given without one (the streaming server's default)"
+    )
     cadence: CadenceSpec | None = None
-    target: Literal["delta", "database"] = pydantic.Field("delta", description="Where rows go (extension)")
+    target: Literal["delta", "database", "parquet"] = pydantic.Field("delta", description="Where rows go (extension)")
     retention_days: int | None = pydantic.Field(None, ge=1, description="Append tables: delete older rows")
     description: str | None = None
     # table-faker's file export options; accepted so its files load unchanged, unused (rows go to `target`)
@@ -121,6 +133,20 @@ class TableSpec(Spec):
     export_file_name: str | None = None
 
     _name = pydantic.field_validator("table_name")(_identifier)
+
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _policy_from_cadence(cls, data: object) -> object:
+        """A cadence alone means append (the streaming server); neither means static (table-faker)."""
+        if isinstance(data, dict) and data.get("cadence") is not None:
+            policy = data.get("update_policy", "append")
+            if policy in ("disabled", "replace"):
+                raise ValueError(
+                    f"table {data.get('table_name')!r} has a cadence but update_policy {policy}: only append tables "
+                    "stream (drop the cadence, or use update_policy append)"
+                )
+            data = {**data, "update_policy": policy}
+        return data
 
     @pydantic.model_validator(mode="after")
     def _consistent(self) -> TableSpec:

@@ -4,8 +4,9 @@ SpecError naming the file, the key path, the table, the column and the rejected 
 
 from __future__ import annotations
 
-import importlib
+import functools
 import importlib.util
+import types
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +17,7 @@ import pyarrow as pa
 from synth_platform.specs.loader import SpecError
 from synth_platform.specs.table_types import ARROW_TYPES
 from synth_platform.specs.tables import ColumnSpec, TablesConfig, TablesFile, TableSpec
+from synth_platform.world.tables import clock
 from synth_platform.world.tables.expressions import (
     CopyCall,
     Expression,
@@ -96,9 +98,10 @@ def build_catalog(files: Sequence[tuple[Path, TablesFile]]) -> Catalog:
                 other = declared[table.table_name][0]
                 raise SpecError(file, [(f"tables[{i}].table_name", f"table {table.table_name!r} is also in {other}")])
             declared[table.table_name] = (file, i, table)
+    columns = {name: frozenset(c.column_name for c in t.columns) for name, (_, _, t) in declared.items()}
     compiled: dict[str, CompiledTable] = {}
     for file, spec in files:
-        compiled |= _compile_file(file, spec)
+        compiled |= _compile_file(file, spec, columns)
     for table in compiled.values():
         _check_references(table, compiled, declared[table.name][1])
     try:
@@ -109,10 +112,26 @@ def build_catalog(files: Sequence[tuple[Path, TablesFile]]) -> Catalog:
     return Catalog({name: compiled[name] for name in order})
 
 
-def _compile_file(file: Path, spec: TablesFile) -> dict[str, CompiledTable]:
+def _locale(config: TablesConfig) -> str | tuple[str, ...]:
+    return config.locale if isinstance(config.locale, str) else tuple(config.locale)
+
+
+def clock_providers(table: CompiledTable) -> frozenset[str]:
+    """Faker providers of the table's locale whose values depend on now (called per row in append tables)."""
+    return _clock_providers(_locale(table.config))
+
+
+@functools.cache
+def _clock_providers(locale: str | tuple[str, ...]) -> frozenset[str]:
+    return clock.clock_providers(faker_for(locale))
+
+
+def _compile_file(
+    file: Path, spec: TablesFile, declared_columns: dict[str, frozenset[str]]
+) -> dict[str, CompiledTable]:
     problems: list[tuple[str, str]] = []
     modules, functions = _imports(file, spec.config, problems)
-    locale = spec.config.locale if isinstance(spec.config.locale, str) else tuple(spec.config.locale)
+    locale = _locale(spec.config)
     try:
         faker = faker_for(locale)
     except AttributeError as exc:
@@ -131,6 +150,8 @@ def _compile_file(file: Path, spec: TablesFile) -> dict[str, CompiledTable]:
                 functions=functions,
                 has_event_time=table.is_append,
                 unique=col.unique,
+                tables=declared_columns,
+                max_value_bytes=spec.config.max_value_bytes,
             )
             try:
                 columns[col.column_name] = CompiledColumn(col, compile_expression(col.expression, scope))
@@ -157,7 +178,8 @@ def _compile_file(file: Path, spec: TablesFile) -> dict[str, CompiledTable]:
 def _imports(
     file: Path, config: TablesConfig, problems: list[tuple[str, str]]
 ) -> tuple[dict[str, ModuleType], dict[str, Callable]]:
-    """python_import modules by their last name, and their functions marked with table-faker's @tf_expose."""
+    """python_import modules by their last name, and their functions marked with table-faker's @tf_expose (only
+    functions the module defines itself)."""
     modules: dict[str, ModuleType] = {}
     functions: dict[str, Callable] = {}
     for k, name in enumerate(config.python_import):
@@ -169,16 +191,21 @@ def _imports(
         modules[module.__name__.rsplit(".", 1)[-1]] = module
         for attr in dir(module):
             obj = getattr(module, attr)
-            if not attr.startswith("_") and callable(obj) and getattr(obj, "__tf_exported__", False):
+            own = isinstance(obj, types.FunctionType) and obj.__module__ == module.__name__
+            if not attr.startswith("_") and own and getattr(obj, "__tf_exported__", False):
                 functions[getattr(obj, "__tf_export_name__", attr)] = obj
     return modules, functions
 
 
 def _import(directory: Path, name: str) -> ModuleType:
-    """A module name, or a .py file next to the YAML (as table-faker allows)."""
+    """A .py file next to the YAML (`helpers` or `helpers.py`). Installed modules are refused: `os` or
+    `subprocess` would hand expressions the process, while a file in the config folder is code reviewed as such."""
     path = directory / (name if name.endswith(".py") else f"{name}.py")
-    if not path.is_file():
-        return importlib.import_module(name)
+    if not path.is_file() or path.resolve().parent != directory.resolve():
+        raise ImportError(
+            f"no file {path.name} next to the YAML; python_import takes .py files of the config folder only "
+            "(installed modules such as os would give expressions the process)"
+        )
     spec = importlib.util.spec_from_file_location(path.stem, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -9,17 +9,32 @@ deterministic: every random draw is a hash of (seed, table, column, call site, r
 from __future__ import annotations
 
 import ast
+import inspect
 import math
 import operator
+import re
+import types
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import ModuleType
 from typing import Any, Protocol
 
 import numpy as np
 
-from synth_platform.world.tables.values import Value, broadcast, elementwise, from_objects, numpy_scalar, truthy
+from synth_platform.world.tables.clock import reference
+from synth_platform.world.tables.guards import check_spec, guarded_binop, guarded_method, parse_format
+from synth_platform.world.tables.values import (
+    DEFAULT_MAX_VALUE_BYTES,
+    Value,
+    ValueTooLarge,
+    broadcast,
+    elementwise,
+    from_objects,
+    numpy_scalar,
+    plain,
+    truthy,
+)
 
 
 class ExpressionError(ValueError):
@@ -93,6 +108,8 @@ class Scope:
     functions: Mapping[str, Callable] = field(default_factory=dict)  # python_import functions by name
     has_event_time: bool = False
     unique: bool = False  # primary key / is_unique column: Faker values are made unique per row id
+    tables: Mapping[str, frozenset[str]] = field(default_factory=dict)  # every declared table -> its columns
+    max_value_bytes: int = DEFAULT_MAX_VALUE_BYTES
 
 
 @dataclass(frozen=True)
@@ -236,6 +253,24 @@ _MATH_AS_NUMPY = {
     "cos": np.cos, "tan": np.tan, "fabs": np.fabs, "atan": np.arctan, "tanh": np.tanh,
 }  # fmt: skip
 _MATH_TO_INT = {"floor": np.floor, "ceil": np.ceil, "trunc": np.trunc}
+# Others allowed by name; math.factorial, comb, perm, prod and friends could run for hours on one constant.
+_MATH_FUNCTIONS = frozenset(
+    {*_MATH_AS_NUMPY, *_MATH_TO_INT, "log", "pow", "hypot", "atan2", "asin", "acos", "sinh", "cosh", "degrees",
+     "radians", "fmod", "copysign", "isfinite", "isnan", "isinf", "isclose"}
+)  # fmt: skip
+# Providers that read templates naming other providers ("{{name}}", or a bare provider name in data_columns):
+# their arguments must be constants naming public providers only.
+_TEMPLATE_PROVIDERS = frozenset(
+    {"json", "json_bytes", "csv", "tsv", "psv", "dsv", "fixed_width", "xml", "pystr_format"}
+)
+_TEMPLATE_TOKEN = re.compile(r"\{\{\s*(\w+)")
+# Provider arguments that size the value: counts of things, and lengths in characters or bytes.
+_COUNT_ARGS = frozenset({"nb", "nb_elements", "nb_words", "nb_sentences", "nb_paragraphs", "num_rows", "num_files",
+                         "digits", "left_digits", "right_digits", "length_of_set"})  # fmt: skip
+_LENGTH_ARGS = frozenset({"length", "max_chars", "min_chars", "max_nb_chars", "nb_chars", "max_length",
+                          "uncompressed_size", "min_file_size"})  # fmt: skip
+MAX_PROVIDER_COUNT = 10_000
+_PROBE_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
 _FK_DISTRIBUTIONS = frozenset({"uniform", "zipf", "weighted_parent"})
 _FK_KEYWORDS = ("distribution", "param", "parent_attr", "weights", "is_unique")
 
@@ -387,7 +422,8 @@ class _Compiler:
         op = _BINOPS.get(type(node.op))
         if op is None:
             raise self.error(node, f"operator {type(node.op).__name__} is not allowed")
-        return self._apply(op, [self.compile(node.left), self.compile(node.right)], _numpy_binop(op))
+        guarded = guarded_binop(op, self.scope.max_value_bytes)
+        return self._apply(guarded, [self.compile(node.left), self.compile(node.right)], _numpy_binop(guarded))
 
     def _UnaryOp(self, node: ast.UnaryOp) -> _Node:
         operand = self.compile(node.operand)
@@ -490,6 +526,10 @@ class _Compiler:
                 if not spec_node.is_const:
                     raise self.error(value.format_spec, "format specs must be constant")
                 spec = spec_node.const
+                try:
+                    check_spec(spec, self.scope.max_value_bytes)
+                except ValueError as exc:
+                    raise self.error(value.format_spec, str(exc)) from None
             convert = {-1: None, 115: str, 114: repr, 97: ascii}[value.conversion]
             parts.append(self._apply(_formatter(convert, spec), [self.compile(value.value)]))
         return self._apply(lambda *xs: "".join(xs), parts, _concat)
@@ -543,7 +583,7 @@ class _Compiler:
         if name == "copy_from_fk":
             return self._copy_from_fk(node)
         if name in self.scope.functions:
-            return self._call(self.scope.functions[name], node)
+            return self._call(_plain_result(self.scope.functions[name], self.scope.max_value_bytes), node)
         if name == "timedelta":
             return self._timedelta(node)
         if name in {"datetime", "date"}:
@@ -560,21 +600,42 @@ class _Compiler:
         return self._apply(python_fn, args, vectorized)
 
     def _faker(self, node: ast.Call, provider: str, unique: bool) -> _Node:
-        if provider in _FAKER_INTERNALS or not callable(getattr(self.scope.faker, provider, None)):
+        providers = provider_names(self.scope.faker)
+        if provider not in providers:
             raise self.error(node.func, f"fake.{provider} is not a Faker provider")
         args, kwargs = self._args(node)
         site = self.site()
+        sizes = provider_size_check(self.scope.faker, provider, self.scope.max_value_bytes)
         if all(a.is_const for a in (*args, *kwargs.values())):
             const_args = tuple(a.const for a in args)
             const_kwargs = {k: v.const for k, v in kwargs.items()}
+            try:
+                sizes(const_args, const_kwargs)
+                if provider in _TEMPLATE_PROVIDERS:
+                    _check_templates((const_args, const_kwargs), providers)
+            except (TypeError, ValueError) as exc:
+                raise self.error(node, str(exc)) from None
+            self._probe(node, provider, const_args, const_kwargs)
             return _Node(lambda b: b.runtime.faker_pool(b, site, provider, const_args, const_kwargs, unique))
+        if provider in _TEMPLATE_PROVIDERS:
+            raise self.error(node, f"fake.{provider}() takes constant arguments (its templates name providers)")
 
         def per_row(b: Batch) -> Value:
             values = [a.fn(b) for a in args]
             named = {k: v.fn(b) for k, v in kwargs.items()}
-            return b.runtime.faker_rows(b, site, provider, values, named, unique)
+            return b.runtime.faker_rows(b, site, provider, values, named, unique, sizes)
 
         return _Node(per_row)
+
+    def _probe(self, node: ast.Call, provider: str, args: tuple, kwargs: dict) -> None:
+        """Call the provider once at load: arguments it rejects, or a value that is not plain data (a tzinfo, a
+        generator, ...), fail the spec here instead of at run time."""
+        try:
+            with reference(_PROBE_INSTANT):
+                self.scope.faker.seed_instance(0)
+                plain(getattr(self.scope.faker, provider)(*args, **kwargs), self.scope.max_value_bytes)
+        except Exception as exc:
+            raise self.error(node, f"fake.{provider}() fails: {type(exc).__name__}: {exc}") from None
 
     def _random(self, node: ast.Call, name: str) -> _Node:
         site = self.site()
@@ -630,6 +691,8 @@ class _Compiler:
         fn = getattr(math, name, None)
         if not callable(fn):
             raise self.error(node.func, f"math.{name} is not a math function")
+        if name not in _MATH_FUNCTIONS:
+            raise self.error(node.func, f"math.{name} is not allowed (unbounded work or not a plain number function)")
         args, kwargs = self._args(node)
         if kwargs:
             raise self.error(node, f"math.{name}() takes positional arguments")
@@ -675,10 +738,12 @@ class _Compiler:
         return _Node(build)
 
     def _module_function(self, node: ast.Call, module: str, name: str) -> _Node:
-        fn = getattr(self.scope.modules[module], name, None)
-        if not callable(fn):
-            raise self.error(node.func, f"{module}.{name} is not a function of python_import module {module!r}")
-        return self._call(fn, node)
+        owner = self.scope.modules[module]
+        fn = vars(owner).get(name)
+        # Only functions the module defines itself: a name it imported (os.getenv, ...) is not its function.
+        if not isinstance(fn, types.FunctionType) or fn.__module__ != owner.__name__:
+            raise self.error(node.func, f"{module}.{name} is not a function defined in python_import module {module!r}")
+        return self._call(_plain_result(fn, self.scope.max_value_bytes), node)
 
     def _method(self, node: ast.Call, func: ast.Attribute) -> _Node:
         owner = self.compile(func.value)  # an unknown name there is the better message
@@ -687,9 +752,15 @@ class _Compiler:
         if func.attr not in _VALUE_METHODS:
             raise self.error(func, f"method {func.attr!r} is not allowed")
         args, kwargs = self._args(node)
-        names, method = list(kwargs), func.attr
+        names = list(kwargs)
+        if func.attr == "format" and owner.is_const:
+            try:
+                parse_format(owner.const, self.scope.max_value_bytes)
+            except (TypeError, ValueError) as exc:
+                raise self.error(node, str(exc)) from None
+        call = guarded_method(func.attr, self.scope.max_value_bytes)
         return self._apply(
-            lambda obj, *xs: getattr(obj, method)(*xs[: len(args)], **dict(zip(names, xs[len(args) :], strict=True))),
+            lambda obj, *xs: call(obj, *xs[: len(args)], **dict(zip(names, xs[len(args) :], strict=True))),
             [owner, *args, *(kwargs[k] for k in names)],
         )
 
@@ -731,11 +802,36 @@ class _Compiler:
         self.foreign_keys.append(call)
         return _Node(lambda b: b.runtime.foreign_key(b, call))
 
+    def _copy_order(self, node: ast.Call, args: list[Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        """table-faker 1.11 writes copy_from_fk(parent_table, fk_column, attribute), its streaming server
+        (fk_column, parent_table, attribute): positional arguments are placed by what the names are."""
+        values = dict(zip(("parent_table", "fk_column", "attribute"), args, strict=False)) | kwargs
+        if len(args) < 2 or not self.scope.tables:
+            return values
+        first, second = args[0], args[1]
+        attribute = values.get("attribute")
+        tables, own = self.scope.tables, self.scope.columns
+
+        def fits(parent: str, fk_column: str) -> bool:
+            return parent in tables and fk_column in own and (attribute is None or attribute in tables[parent])
+
+        if fits(first, second) and fits(second, first):
+            raise self.error(
+                node,
+                f"copy_from_fk: {first!r} and {second!r} are each a table and a column of {self.scope.table!r}; "
+                "name them: copy_from_fk(parent_table=..., fk_column=..., attribute=...)",
+            )
+        if fits(second, first):
+            values |= {"parent_table": second, "fk_column": first}
+        return values
+
     def _copy_from_fk(self, node: ast.Call) -> _Node:
         args, kwargs = self._constant_args(node, "copy_from_fk")
         names = ("parent_table", "fk_column", "attribute")
-        values = dict(zip(names, args, strict=False)) | kwargs
-        if set(values) != set(names) or not all(isinstance(v, str) for v in values.values()):
+        if len(args) > 3 or set(kwargs) - set(names) or not all(isinstance(v, str) for v in (*args, *kwargs.values())):
+            raise self.error(node, "copy_from_fk(parent_table, fk_column, attribute) takes three strings")
+        values = self._copy_order(node, args, kwargs)
+        if set(values) != set(names):
             raise self.error(node, "copy_from_fk(parent_table, fk_column, attribute) takes three strings")
         call = CopyCall(**values)
         if call.fk_column not in self.scope.columns or call.fk_column == self.scope.column:
@@ -746,7 +842,13 @@ class _Compiler:
 
 
 def _numpy_binop(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    """op over batch values: numpy for numbers and times; row by row (through the guarded Python operator) when
+    either side holds objects, so string repeats and %-templates are checked per row."""
+
     def apply(a: Value, b: Value) -> Value:
+        if _holds_objects(a) or _holds_objects(b):
+            n = len(a) if isinstance(a, np.ndarray) else len(b)
+            return elementwise(op, [a, b], n)
         if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
             a, b = numpy_scalar(a), numpy_scalar(b)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
@@ -849,3 +951,85 @@ _BUILTINS: dict[str, tuple[Callable[..., Any], Callable[..., Any]]] = {
     "max": (max, _extreme(max, np.maximum)),
     "len": (len, _one_array_arg(lambda v: elementwise(len, [v], len(v)), len)),
 }
+
+
+def _holds_objects(value: Value) -> bool:
+    if isinstance(value, np.ndarray):
+        return value.dtype == object
+    return isinstance(value, str | bytes | list | tuple | dict)
+
+
+def _plain_result(fn: Callable[..., Any], max_bytes: int) -> Callable[..., Any]:
+    """A python_import function whose results are reduced to plain data (see values.plain)."""
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return plain(fn(*args, **kwargs), max_bytes)
+
+    return call
+
+
+_PROVIDER_NAMES: dict[int, frozenset[str]] = {}
+
+
+def provider_names(faker: Any) -> frozenset[str]:
+    """Public methods of the Faker instance's providers: what `fake.<name>()` may call. The generator's own
+    methods (format, parse, seed_instance, add_provider, ...) are not providers."""
+    key = id(faker)
+    if key not in _PROVIDER_NAMES:
+        names = set()
+        for generator in getattr(faker, "factories", [faker]):
+            for provider in generator.get_providers():
+                names |= {n for n in dir(provider) if not n.startswith("_") and callable(getattr(provider, n))}
+        _PROVIDER_NAMES[key] = frozenset(names - _FAKER_INTERNALS - {"generator"})
+    return _PROVIDER_NAMES[key]
+
+
+def provider_size_check(faker: Any, provider: str, max_bytes: int) -> Callable[[Any, Any], None]:
+    """A check of one call's arguments: counts (nb=...) at most MAX_PROVIDER_COUNT, lengths at most max_bytes."""
+    try:
+        signature = inspect.signature(getattr(faker, provider))
+    except (TypeError, ValueError):
+        return lambda args, kwargs: None
+
+    def check(args: Any, kwargs: Any) -> None:
+        try:
+            bound = signature.bind_partial(*args, **kwargs).arguments
+        except TypeError as exc:
+            raise TypeError(f"fake.{provider}(): {exc}") from None
+        for name, value in bound.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if name in _COUNT_ARGS and value > MAX_PROVIDER_COUNT:
+                raise ValueTooLarge(f"fake.{provider}({name}={value}): at most {MAX_PROVIDER_COUNT}")
+            if name in _LENGTH_ARGS and value > max_bytes:
+                raise ValueTooLarge(f"fake.{provider}({name}={value}): more than max_value_bytes ({max_bytes})")
+
+    return check
+
+
+def _check_templates(value: Any, providers: frozenset[str]) -> None:
+    """Strings handed to a template provider may name providers ("{{name}}" or a bare name), nothing else of
+    Faker's: a bare identifier that is not a provider but is an attribute of Faker, or starts with '_', is refused."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _check_templates(item, providers)
+    elif isinstance(value, list | tuple):
+        for item in value:
+            _check_templates(item, providers)
+    elif isinstance(value, str):
+        names = _TEMPLATE_TOKEN.findall(value) if "{{" in value else [value.strip()]
+        for name in names:
+            if name.startswith("_") or (name in _GENERATOR_ATTRIBUTES and name not in providers):
+                raise ValueError(f"template names {name!r}, which is not a Faker provider")
+            if "{{" in value and name not in providers:
+                raise ValueError(f"template names {name!r}, which is not a Faker provider")
+
+
+def _generator_attributes() -> frozenset[str]:
+    from faker import Faker
+    from faker.generator import Generator
+
+    return frozenset(dir(Generator) + dir(Faker) + list(_FAKER_INTERNALS))
+
+
+_GENERATOR_ATTRIBUTES = _generator_attributes()

@@ -4,12 +4,17 @@ Foreign keys are computed, not looked up: a child row picks a parent row id amon
 time, then the parent's key (and any copy_from_fk attribute) is recomputed for that id, exactly as the parent
 itself produces it. Within a row, columns read each other's values before nulls are applied (as in
 table-faker); copy_from_fk returns the parent's value as written, nulls included.
+
+Faker's relative dates resolve against a reference instant, never the clock: an append table's rows use their
+own event time (date providers are called per row), a static table its `config.reference_date` (default: the
+world's start date, 00:00 UTC).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -18,11 +23,11 @@ from synth_platform.specs.table_types import TIMESTAMP
 from synth_platform.world import seeding
 from synth_platform.world.tables import foreign_keys
 from synth_platform.world.tables.cadence import Cadence
-from synth_platform.world.tables.catalog import Catalog, CompiledTable
+from synth_platform.world.tables.catalog import Catalog, CompiledTable, clock_providers
 from synth_platform.world.tables.expressions import Batch, CopyCall, ForeignKeyCall
 from synth_platform.world.tables.graph import closure
 from synth_platform.world.tables.pools import FakerSource, uuid4_values, with_row_id
-from synth_platform.world.tables.values import Value, broadcast, to_arrow
+from synth_platform.world.tables.values import RowError, Value, broadcast, oversized, to_arrow
 from synth_platform.world.windows import Window
 
 BATCH_ROWS = 100_000
@@ -40,9 +45,8 @@ class TableWorld:
     def __init__(self, catalog: Catalog, seed: int, start_date: date):
         self.catalog = catalog
         self.seed = seed
-        self.origin_us = (
-            int(datetime(start_date.year, start_date.month, start_date.day, tzinfo=UTC).timestamp()) * 10**6
-        )
+        self.start = datetime(start_date.year, start_date.month, start_date.day, tzinfo=UTC)
+        self.origin_us = int(self.start.timestamp()) * 10**6
         self._keys: dict[tuple, np.uint64] = {}
         self._sources: dict[str, FakerSource] = {}
         self._schemas: dict[str, pa.Schema] = {}
@@ -129,16 +133,36 @@ class TableWorld:
                 continue
             batch.column = name
             expression = t.columns[name].expression
+            where = f"{t.file}: table {t.name!r}, column {name!r}"
             try:
-                batch.values[name] = broadcast(expression.evaluate(batch), batch.n)
+                values = broadcast(expression.evaluate(batch), batch.n)
             except TableEvaluationError:
                 raise
-            except Exception as exc:
+            except RowError as exc:
+                cause = exc.__cause__ or exc
                 raise TableEvaluationError(
-                    f"{t.file}: table {t.name!r}, column {name!r}: `{expression.text}` failed: "
-                    f"{type(exc).__name__}: {exc}"
+                    f"{where}, row id {int(row_ids[exc.index])}: `{expression.text}` failed: "
+                    f"{type(cause).__name__}: {cause}"
                 ) from exc
+            except Exception as exc:
+                raise TableEvaluationError(f"{where}: `{expression.text}` failed: {type(exc).__name__}: {exc}") from exc
+            too_big = oversized(values, t.config.max_value_bytes)
+            if too_big is not None:
+                raise TableEvaluationError(
+                    f"{where}, row id {int(row_ids[too_big])}: `{expression.text}` gives a value longer than "
+                    f"max_value_bytes ({t.config.max_value_bytes})"
+                )
+            batch.values[name] = values
         return batch
+
+    def reference(self, t: CompiledTable) -> datetime:
+        """Where a static table's relative dates count from: config.reference_date, else the world's start."""
+        ref = t.config.reference_date
+        if ref is None:
+            return self.start
+        if isinstance(ref, datetime):
+            return ref if ref.tzinfo else ref.replace(tzinfo=UTC)
+        return datetime(ref.year, ref.month, ref.day, tzinfo=UTC)
 
     def _null_mask(self, t: CompiledTable, column: str, row_ids: np.ndarray) -> np.ndarray | None:
         fraction = t.columns[column].spec.null_fraction
@@ -157,7 +181,7 @@ class TableWorld:
         locale = t.config.locale if isinstance(t.config.locale, str) else tuple(t.config.locale)
         cache_key = f"{locale}|{t.config.pool_size}"
         if cache_key not in self._sources:
-            self._sources[cache_key] = FakerSource(locale, t.config.pool_size)
+            self._sources[cache_key] = FakerSource(locale, t.config.pool_size, t.config.max_value_bytes)
         return self._sources[cache_key]
 
     # Runtime (called by compiled expressions) -------------------------------------------------------------
@@ -172,13 +196,22 @@ class TableWorld:
         key = self._key(t, batch.column, site)
         if provider == "uuid4" and not args and not kwargs:
             return uuid4_values(key, batch.row_ids)
-        pool = self._source(t).pool(key, provider, args, kwargs)
+        if batch.event_times is not None and provider in clock_providers(t):
+            return self.faker_rows(batch, site, provider, list(args), kwargs, unique)  # relative to each row
+        try:
+            pool = self._source(t).pool(key, provider, args, kwargs, self.reference(t))
+        except Exception as exc:
+            raise RowError(0, exc) from exc  # the pool serves every row; the batch's first names it
         values = pool[seeding.integers(key, len(pool), batch.row_ids)]
         return with_row_id(values, batch.row_ids) if unique else values
 
-    def faker_rows(self, batch: Batch, site: int, provider: str, args: list, kwargs: dict, unique: bool) -> Value:
+    def faker_rows(
+        self, batch: Batch, site: int, provider: str, args: list, kwargs: dict, unique: bool, check: Any = None
+    ) -> Value:
         t = self.catalog[batch.table]
-        values = self._source(t).per_row(self._key(t, batch.column, site), batch.row_ids, provider, args, kwargs)
+        at = batch.event_times if batch.event_times is not None else self.reference(t)
+        key = self._key(t, batch.column, site)
+        values = self._source(t).per_row(key, batch.row_ids, provider, args, kwargs, at, check)
         return with_row_id(values, batch.row_ids) if unique else values
 
     def foreign_key(self, batch: Batch, call: ForeignKeyCall) -> Value:

@@ -6,16 +6,106 @@ datetime64[us] (UTC, naive), dates in datetime64[D], durations in timedelta64.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from synth_platform.specs.table_types import TIMESTAMP
+from synth_platform.specs.tables import DEFAULT_MAX_VALUE_BYTES
 
 Value = Any  # a Python scalar or an np.ndarray of the batch length
+
+MAX_INT_BITS = 4096  # far beyond int64 (which is all a column can hold as a number)
+_MAX_DEPTH = 16
+
+
+class ValueTooLarge(ValueError):
+    pass
+
+
+class RowError(Exception):
+    """A per-row evaluation failed; `index` is the row's position in the batch (the cause is chained)."""
+
+    def __init__(self, index: int, cause: BaseException):
+        self.index = index
+        super().__init__(f"{type(cause).__name__}: {cause}")
+
+
+def plain(value: Any, max_bytes: int = DEFAULT_MAX_VALUE_BYTES) -> Any:
+    """A value from outside the expression language (a Faker provider, a python_import function) as plain data:
+    exact str, int, float, bool, None, Decimal, date, datetime (UTC), time, timedelta, bytes, and lists and dicts of
+    these (UUIDs become their string, tuples and sets lists). Anything else is a TypeError naming only its type,
+    and more than `max_bytes` of strings, bytes and items in all is ValueTooLarge. So nothing an expression
+    touches afterwards has attributes or methods beyond those of these built-in types."""
+    budget = [max_bytes]
+
+    def spend(n: int) -> None:
+        budget[0] -= n
+        if budget[0] < 0:
+            raise ValueTooLarge(f"value larger than max_value_bytes ({max_bytes})")
+
+    def walk(v: Any, depth: int) -> Any:
+        if depth > _MAX_DEPTH:
+            raise ValueTooLarge(f"value nested deeper than {_MAX_DEPTH} levels")
+        spend(8)
+        if v is None or isinstance(v, bool | np.bool_):
+            return None if v is None else bool(v)
+        if isinstance(v, np.generic):
+            return walk(v.item(), depth)
+        if isinstance(v, int):
+            number = int.__int__(v)
+            if number.bit_length() > MAX_INT_BITS:
+                raise ValueTooLarge(f"integer of more than {MAX_INT_BITS} bits")
+            return number
+        if isinstance(v, float):
+            return float.__float__(v)
+        if isinstance(v, str):
+            spend(len(v))
+            return str.__str__(v)
+        if isinstance(v, bytes | bytearray | memoryview):
+            spend(memoryview(v).nbytes)
+            return bytes(memoryview(v))
+        if isinstance(v, Decimal):
+            return v if type(v) is Decimal else Decimal(Decimal.__str__(v))
+        if isinstance(v, datetime):
+            if v.tzinfo is not None and v.utcoffset() is not None:
+                v = v.astimezone(UTC)
+            tz = UTC if v.tzinfo is not None else None
+            return datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond, tz)
+        if isinstance(v, date):
+            return date(v.year, v.month, v.day)
+        if isinstance(v, time):
+            return time(v.hour, v.minute, v.second, v.microsecond)
+        if isinstance(v, timedelta):
+            return timedelta(v.days, v.seconds, v.microseconds)
+        if isinstance(v, uuid.UUID):
+            return uuid.UUID.__str__(v)
+        if isinstance(v, list | tuple):
+            return [walk(x, depth + 1) for x in v]
+        if isinstance(v, set | frozenset):
+            return sorted((walk(x, depth + 1) for x in v), key=repr)  # set order varies with hash seeds
+        if isinstance(v, dict):
+            return {walk(k, depth + 1): walk(x, depth + 1) for k, x in v.items()}
+        raise TypeError(f"returned a {type(v).__name__}, which is not plain data (str, numbers, dates, lists, dicts)")
+
+    return walk(value, 0)
+
+
+def oversized(values: Value, max_bytes: int) -> int | None:
+    """Position of the first str/bytes value longer than max_bytes (None when all fit)."""
+    if not isinstance(values, np.ndarray):
+        return 0 if isinstance(values, str | bytes) and len(values) > max_bytes else None
+    if values.dtype != object:
+        return None
+    for i, v in enumerate(values.tolist()):
+        if isinstance(v, str | bytes) and len(v) > max_bytes:
+            return i
+    return None
 
 
 def numpy_scalar(value: Any) -> Any:
@@ -81,7 +171,15 @@ def elementwise(fn: Callable[..., Any], args: Sequence[Value], n: int, kwargs: d
         return fn(*args, **kwargs)
     columns = [objects(a, n) for a in args]
     named = {k: objects(v, n) for k, v in kwargs.items()}
-    return from_objects([fn(*(c[i] for c in columns), **{k: v[i] for k, v in named.items()}) for i in range(n)])
+    out = []
+    for i in range(n):
+        try:
+            out.append(fn(*(c[i] for c in columns), **{k: v[i] for k, v in named.items()}))
+        except RowError:
+            raise
+        except Exception as exc:
+            raise RowError(i, exc) from exc
+    return from_objects(out)
 
 
 def truthy(value: Value) -> Value:
