@@ -23,10 +23,11 @@ warnings.filterwarnings("ignore", message="Asset job main_job materializes asset
 
 def build_definitions(platform: PlatformSpec | None = None) -> dg.Definitions:
     platform = platform or load_platform()
+    resources = build_resources(platform.world.targets, platform.config_dir / "world.yaml")  # settings fail first
     kind = database_kind(database_url())
     domains = [REGISTRY[name] for name in platform.world.domains]
     built = [domain.build(platform, kind) for domain in domains]
-    assembled = dg.Definitions.merge(*built, dg.Definitions(resources=build_resources()))
+    assembled = dg.Definitions.merge(*built, dg.Definitions(resources=resources))
     rules = [rule for domain in domains for rule in domain.retention(platform.get(domain.name))]
     automated = automation.build(platform, assembled, rules=rules)
     # Freshness compares against the wall clock; it has its own schedule and would fail any past-day backfill.

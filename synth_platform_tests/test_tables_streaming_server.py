@@ -10,13 +10,13 @@ import pytest
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.definitions import build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.resources import data_dir
 from synth_platform.sinks.delta import DeltaResource, window_filter
-from synth_platform.specs import load_platform
 from synth_platform.specs.loader import SpecError
 from synth_platform.world.tables.rows import TableWorld
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.tables_helpers import domain, table, world
 
 QUICK_START = """\

@@ -55,7 +55,7 @@ def database_kind(url: str) -> str:
 
 
 @functools.cache
-def _engine(url: str) -> sa.Engine:
+def _engine(url: str, pool_size: int) -> sa.Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
@@ -69,7 +69,7 @@ def _engine(url: str) -> sa.Engine:
             dbapi_conn.execute("PRAGMA synchronous=NORMAL")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True, pool_recycle=1800)
+    return sa.create_engine(url, pool_pre_ping=True, pool_recycle=1800, pool_size=pool_size)
 
 
 class DatabaseResource(dg.ConfigurableResource):
@@ -78,6 +78,7 @@ class DatabaseResource(dg.ConfigurableResource):
     url: str = Field(description="SQLAlchemy URL, e.g. postgresql+psycopg://user:pw@host/db")
     connect_attempts: int = Field(5, ge=1, description="Attempts before an unreachable database fails the run")
     retry_backoff_seconds: float = Field(0.5, ge=0, description="First retry delay; doubles per attempt")
+    pool_size: int = Field(5, ge=1, le=100, description="Connections kept open per process (not SQLite)")
 
     @property
     def redacted_url(self) -> str:
@@ -89,7 +90,7 @@ class DatabaseResource(dg.ConfigurableResource):
 
     @property
     def engine(self) -> sa.Engine:
-        return _engine(self.url)
+        return _engine(self.url, self.pool_size)
 
     @contextmanager
     def begin(self) -> Iterator[sa.Connection]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Literal
+from typing import Any, Literal
 
 import pydantic
 
@@ -54,12 +54,22 @@ class LiveSpec(Spec):
     _crons = pydantic.field_validator("freshness_cron", "daily_close_cron", "retention_cron")(_cron)
 
 
+class TargetsSpec(Spec):
+    """Operational knobs per target; their types and bounds are the resources' own (checked in resources.py)."""
+
+    bucket: dict[str, Any] = pydantic.Field(default_factory=dict, description="staging, upload workers, retries")
+    delta: dict[str, Any] = pydantic.Field(default_factory=dict, description="storage_options of delta-rs")
+    database: dict[str, Any] = pydantic.Field(default_factory=dict, description="connection retries, pool size")
+    tinybird: dict[str, Any] = pydantic.Field(default_factory=dict, description="batch sizes, concurrency, retries")
+
+
 class WorldSpec(Spec):
     seed: int = pydantic.Field(ge=0, lt=2**63, description="Root of every random draw")
     start_date: date = pydantic.Field(description="First daily partition (UTC)")
     demo_days: int = pydantic.Field(7, ge=1, le=366, description="Days `make run` backfills, ending today")
     domains: list[str] = pydantic.Field(min_length=1, description="Domains switched on, by registered name")
     live: LiveSpec = LiveSpec()
+    targets: TargetsSpec = TargetsSpec()
 
     @pydantic.field_validator("domains")
     @classmethod
