@@ -12,6 +12,7 @@ from synth_platform.domains import load_platform
 from synth_platform.resources import data_dir
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.delta import DeltaResource
+from synth_platform.sinks.files import BucketResource
 from synth_platform.streams.tables import expire
 from synth_platform.world.tables.rows import TableWorld
 from synth_platform.world.windows import Window
@@ -151,7 +152,8 @@ def test_retention_deletes_rows_before_the_cutoff_from_delta(config_dir, monkeyp
     delta = DeltaResource(root=str(data_dir() / "delta"))
     orders = platform.get("tables").catalog["orders"]
     cutoff = Window.for_day(DAYS[1]).start
-    deleted = expire(orders, DatabaseResource(url=f"sqlite:///{data_dir() / 'x.db'}"), delta, cutoff)
+    database = DatabaseResource(url=f"sqlite:///{data_dir() / 'x.db'}")
+    deleted = expire(orders, database, delta, BucketResource(url=str(data_dir() / "bucket")), cutoff)
     assert list(deleted.values()) == [2 * 1440]
     times = delta.read("orders", ["event_time"]).column(0).to_pylist()
     assert len(times) == 2 * 1440 and min(times) == cutoff

@@ -1,6 +1,6 @@
 """Declarative tables wiring: one asset per table of config/tables/*.yaml (foreign-key parents as deps), written
-to the table's target (Delta Lake or the SQL database) by streams/tables.py, with key, foreign-key and null-ratio
-checks."""
+to the table's target (Delta Lake, the SQL database or Parquet files in the bucket) by streams/tables.py, with key,
+foreign-key and null-ratio checks."""
 
 from typing import Any
 
@@ -17,6 +17,7 @@ from synth_platform.assets.common import (
 )
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.delta import DeltaResource
+from synth_platform.sinks.files import BucketResource
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.streams.tables import LIVE_STEP_SECONDS, TableTarget, duplicate_keys, null_ratios, orphans
@@ -25,6 +26,7 @@ from synth_platform.world.tables.rows import TableWorld
 from synth_platform.world.windows import Window
 
 GROUP = "tables"
+KINDS = {"delta": "deltalake", "parquet": "parquet"}  # else the database's kind
 
 
 def asset_key(table: str) -> dg.AssetKey:
@@ -38,7 +40,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     assets, checks = [], []
     for table in domain.catalog.tables.values():
         digest = spec_hash(table.spec, table.config, platform.world.seed)
-        kinds = {"deltalake"} if table.spec.target == "delta" else {database_kind}
+        kinds = {KINDS.get(table.spec.target, database_kind)}
         assets.append(_table_asset(table, world, partitions, digest, kinds))
         checks += _table_checks(table, world, partitions)
     return dg.Definitions(assets=assets, asset_checks=checks)
@@ -75,13 +77,15 @@ def _table_asset(
         description=_description(table),
         metadata=metadata,
     )
-    def _asset(context: dg.AssetExecutionContext, database: DatabaseResource, delta: DeltaResource):
+    def _asset(
+        context: dg.AssetExecutionContext, database: DatabaseResource, delta: DeltaResource, bucket: BucketResource
+    ):
         clock = Stopwatch()
-        target = TableTarget.of(table, world, database, delta)
+        target = TableTarget.of(table, world, database, delta, bucket)
         windows: list[Window | None] = list(windows_to_write(context, LIVE_STEP_SECONDS)) if append else [None]
         rows = nbytes = 0
         for i, window in enumerate(windows, 1):
-            written, size = target.write(world.batches(name, window), window)
+            written, size = target.write(world.batches(name, window), window, world.seed, digest)
             rows, nbytes = rows + written, nbytes + size
             context.log.info(f"[{i}/{len(windows)}] {window or 'all rows'}: {written} rows to {target.describe()}")
         last = windows[-1] if windows else None
@@ -123,8 +127,13 @@ def _table_checks(
             blocking=True,
             description=f"No two rows share the primary key ({', '.join(pk)}).",
         )
-        def _pk(context: dg.AssetCheckExecutionContext, database: DatabaseResource, delta: DeltaResource):
-            target = TableTarget.of(table, world, database, delta)
+        def _pk(
+            context: dg.AssetCheckExecutionContext,
+            database: DatabaseResource,
+            delta: DeltaResource,
+            bucket: BucketResource,
+        ):
+            target = TableTarget.of(table, world, database, delta, bucket)
             rows, dupes = duplicate_keys(target, pk, windows(context))
             return dg.AssetCheckResult(passed=dupes == 0, metadata={"rows": rows, "duplicate_keys": dupes})
 
@@ -141,9 +150,14 @@ def _table_checks(
             additional_deps=[asset_key(fk.table) for _, fk in table.foreign_keys()],
             description="Every foreign key value exists in its parent's target.",
         )
-        def _fk(context: dg.AssetCheckExecutionContext, database: DatabaseResource, delta: DeltaResource):
-            parent_of = {p: TableTarget.of(world.catalog[p], world, database, delta) for p in parents}
-            child = TableTarget.of(table, world, database, delta)
+        def _fk(
+            context: dg.AssetCheckExecutionContext,
+            database: DatabaseResource,
+            delta: DeltaResource,
+            bucket: BucketResource,
+        ):
+            parent_of = {p: TableTarget.of(world.catalog[p], world, database, delta, bucket) for p in parents}
+            child = TableTarget.of(table, world, database, delta, bucket)
             checked, missing = orphans(child, parent_of, windows(context))
             return dg.AssetCheckResult(
                 passed=not any(missing.values()),
@@ -161,8 +175,13 @@ def _table_checks(
             partitions_def=partitioned,
             description="Null share per column within tolerance of its null_percentage.",
         )
-        def _nulls(context: dg.AssetCheckExecutionContext, database: DatabaseResource, delta: DeltaResource):
-            target = TableTarget.of(table, world, database, delta)
+        def _nulls(
+            context: dg.AssetCheckExecutionContext,
+            database: DatabaseResource,
+            delta: DeltaResource,
+            bucket: BucketResource,
+        ):
+            target = TableTarget.of(table, world, database, delta, bucket)
             rows, report = null_ratios(target, nullable, windows(context))
             return dg.AssetCheckResult(
                 passed=all(r["ok"] for r in report.values()),

@@ -1,4 +1,4 @@
-"""Declarative tables: config/tables/*.yaml compiled into a catalog; one asset per table (Delta or SQL)."""
+"""Declarative tables: config/tables/*.yaml compiled into a catalog; one asset per table (Delta, SQL or Parquet)."""
 
 from datetime import datetime
 from pathlib import Path
@@ -24,9 +24,10 @@ def load_tables(directory: Path) -> TablesDomain:
 def retention(domain: TablesDomain) -> list[RetentionRule]:
     def rule(table: CompiledTable) -> RetentionRule:
         def delete(targets: Targets, cutoff: datetime) -> dict[str, int]:
-            return expire(table, targets.database, targets.delta, cutoff)
+            return expire(table, targets.database, targets.delta, targets.bucket, cutoff)
 
-        return RetentionRule(table.name, table.spec.retention_days, frozenset({"database", "delta"}), delete)
+        needs = frozenset({"database", "delta", "bucket"})
+        return RetentionRule(table.name, table.spec.retention_days, needs, delete)
 
     tables = domain.catalog.tables.values()
     return [rule(t) for t in tables if t.spec.is_append and t.spec.retention_days]

@@ -105,3 +105,26 @@ class BucketResource(dg.ConfigurableResource):
             deleted += store.delete([n for n in store.list(prefix) if n.endswith("/" + MANIFEST)])
             deleted += store.delete_prefix(prefix)
         return deleted
+
+
+def replaced_slices(bucket: BucketResource, stream: str, window: Window) -> list[str] | None:
+    """What a write of `window` replaces besides its own prefix: the live slices of its day it covers. None when
+    its rows are there already (the whole day, or a slice holding the window, is written), so a day's files never
+    hold a row twice whatever order partition runs and live windows come in."""
+    prefix = window_prefix(stream, window)
+    day_prefix = window_prefix(stream, Window.for_day(window.start.date()))
+    also_remove: list[str] = []
+    if prefix == day_prefix:
+        return also_remove  # a day's prefix holds its slices: the write replaces them anyway
+    if bucket.manifest(day_prefix) is not None:
+        return None
+    folders = {n[len(day_prefix) :].split("/", 1)[0] for n in bucket.list(day_prefix + "slice=")}
+    for folder in folders:
+        other, other_prefix = slice_window(day_prefix, folder), day_prefix + folder + "/"
+        if other is None or other_prefix == prefix:
+            continue
+        if other.start <= window.start and window.end <= other.end and bucket.manifest(other_prefix) is not None:
+            return None  # e.g. a late slice arriving after a partition run wrote the open day up to past it
+        if window.start <= other.start and other.end <= window.end:
+            also_remove.append(other_prefix)
+    return also_remove

@@ -22,7 +22,7 @@ from synth_platform import __version__
 from synth_platform.pipelining import ordered
 from synth_platform.sinks.compression import gunzip, gzip_member
 from synth_platform.sinks.database import DatabaseResource
-from synth_platform.sinks.files import BucketResource, slice_window, window_prefix
+from synth_platform.sinks.files import BucketResource, replaced_slices, window_prefix
 from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
 from synth_platform.sinks.parts import Piece, write_pieces
 from synth_platform.sinks.prefix_writer import MANIFEST, PrefixResult
@@ -139,20 +139,9 @@ def write_readings_window(
     slice=... folder and the slices it covers. None when the day, or a window holding this one, is written already.
     `arrived_with`: the later live window a late slice is delivered with (recorded in its manifest)."""
     prefix = window_prefix(READINGS, window)
-    day_prefix = window_prefix(READINGS, Window.for_day(window.start.date()))
-    also_remove = []
-    if prefix != day_prefix:
-        if bucket.manifest(day_prefix) is not None:
-            return None  # the whole day is there already, and it holds this window's rows
-        folders = {n[len(day_prefix) :].split("/", 1)[0] for n in bucket.list(day_prefix + "slice=")}
-        for folder in folders:
-            other, other_prefix = slice_window(day_prefix, folder), day_prefix + folder + "/"
-            if other is None or other_prefix == prefix:
-                continue
-            if other.start <= window.start and window.end <= other.end and bucket.manifest(other_prefix) is not None:
-                return None  # e.g. a late slice arriving after a partition run wrote the open day up to past it
-            if window.start <= other.start and other.end <= window.end:
-                also_remove.append(other_prefix)
+    also_remove = replaced_slices(bucket, READINGS, window)
+    if also_remove is None:
+        return None
     # The config's late_slices is the delay range; the count of the window's late slices needs its own key.
     faults: dict = {**spec.faults.model_dump(mode="json"), "late_slice_count": late_count(spec, seed, window)}
     if arrived_with is not None:

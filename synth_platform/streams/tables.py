@@ -1,6 +1,8 @@
 """Declarative tables delivered: each table's rows written a window (or the whole table) at a time to its target
-(Delta Lake or the SQL database), read back for the checks, and expired for retention."""
+(Delta Lake, the SQL database, or Parquet files in the bucket), read back for the checks, and expired for
+retention."""
 
+import io
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -9,10 +11,14 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
+from synth_platform import __version__
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.delta import DeltaResource, window_filter
+from synth_platform.sinks.files import BucketResource, replaced_slices, window_prefix
+from synth_platform.sinks.parts import Piece, write_pieces
 from synth_platform.sinks.sql_schema import sql_table
 from synth_platform.world.tables.catalog import CompiledTable
 from synth_platform.world.tables.rows import TableWorld
@@ -20,6 +26,7 @@ from synth_platform.world.windows import Window
 
 LIVE_STEP_SECONDS = 60  # append tables stream minute windows
 _IN_CHUNK = 5_000
+_PARQUET_PART_BYTES = 128_000_000
 
 
 @dataclass(frozen=True)
@@ -30,10 +37,18 @@ class TableTarget:
     schema: pa.Schema
     database: DatabaseResource
     delta: DeltaResource
+    bucket: BucketResource
 
     @classmethod
-    def of(cls, table: CompiledTable, world: TableWorld, database: DatabaseResource, delta: DeltaResource):
-        return cls(table, world.schema(table.name), database, delta)
+    def of(
+        cls,
+        table: CompiledTable,
+        world: TableWorld,
+        database: DatabaseResource,
+        delta: DeltaResource,
+        bucket: BucketResource,
+    ):
+        return cls(table, world.schema(table.name), database, delta, bucket)
 
     @property
     def name(self) -> str:
@@ -47,7 +62,18 @@ class TableTarget:
     def on_delta(self) -> bool:
         return self.table.spec.target == "delta"
 
+    @property
+    def on_parquet(self) -> bool:
+        return self.table.spec.target == "parquet"
+
+    @property
+    def stream(self) -> str:
+        """The table's folder in the bucket (Parquet target)."""
+        return parquet_stream(self.name)
+
     def describe(self) -> str:
+        if self.on_parquet:
+            return f"parquet {self.bucket.uri(self.stream + '/')}"
         return (
             f"delta {self.delta.uri(self.name)}" if self.on_delta else f"{self.database.redacted_url} table {self.name}"
         )
@@ -56,8 +82,13 @@ class TableTarget:
         indexes = [[self.time_column]] if self.time_column else []
         return sql_table(self.name, self.schema, primary_key=self.table.spec.primary_key, indexes=indexes)
 
-    def write(self, batches: Iterable[pa.RecordBatch], window: Window | None) -> tuple[int, int]:
-        """Replace the window (or the whole table) with the batches; returns (rows, bytes)."""
+    def write(
+        self, batches: Iterable[pa.RecordBatch], window: Window | None, seed: int = 0, digest: str = ""
+    ) -> tuple[int, int]:
+        """Replace the window (or the whole table) with the batches; returns (rows, bytes). The seed and spec hash
+        go into a Parquet table's manifests."""
+        if self.on_parquet:
+            return self._write_parquet(batches, window, {"seed": seed, "spec_hash": digest})
         if self.on_delta:
             reader = pa.RecordBatchReader.from_batches(self.schema, batches)
             if window is None:
@@ -74,8 +105,40 @@ class TableTarget:
             written = self.database.replace_window(table, data, self.time_column, window)  # type: ignore[arg-type]
         return written.rows, written.bytes
 
+    def _write_parquet(
+        self, batches: Iterable[pa.RecordBatch], window: Window | None, provenance: dict[str, Any]
+    ) -> tuple[int, int]:
+        """Files under tables/<name>/ (static) or tables/<name>/dt=D/ (a day; slice=... for a live window), replaced
+        a prefix at a time with a manifest written last, as the meter files are: a hive-partitioned dataset."""
+        prefix = f"{self.stream}/" if window is None else window_prefix(self.stream, window)
+        also_remove = [] if window is None else replaced_slices(self.bucket, self.stream, window)
+        if also_remove is None:
+            return 0, 0  # the day (or a window holding this one) is written already
+        pieces = (Piece("part-00000", b.num_rows, pa.Table.from_batches([b]), 0, b.num_rows) for b in batches)
+        span = {"start": window.start.isoformat(), "end": window.end.isoformat()} if window else None
+        with self.bucket.replace_prefix(prefix, also_remove) as writer:
+            write_pieces(writer, pieces, "parquet", _PARQUET_PART_BYTES)
+            result = writer.commit(
+                {"stream": self.stream, "window": span, "format": "parquet", "generator_version": __version__,
+                 **provenance}
+            )  # fmt: skip
+        return result.rows, result.bytes
+
+    def _read_parquet(self, columns: list[str], window: Window | None) -> pa.Table:
+        day = None if window is None else Window.for_day(window.start.date())
+        prefix = f"{self.stream}/" if day is None else window_prefix(self.stream, day)
+        names = sorted(n for n in self.bucket.list(prefix) if n.endswith(".parquet"))
+        parts = [pq.read_table(io.BytesIO(self.bucket.read_bytes(n)), columns=columns) for n in names]
+        schema = pa.schema([self.schema.field(c) for c in columns])
+        return pa.concat_tables([p.cast(schema) for p in parts]) if parts else schema.empty_table()
+
     def read(self, columns: list[str], window: Window | None = None) -> pa.Table:
         in_window = window is not None and self.time_column is not None
+        if self.on_parquet:
+            data = self._read_parquet([*columns, *([self.time_column] if in_window else [])], window)
+            if in_window:
+                data = data.filter(window_filter(self.time_column, window)).select(columns)  # type: ignore[arg-type]
+            return data
         if self.on_delta:
             where = window_filter(self.time_column, window) if in_window else None  # type: ignore[arg-type]
             return self.delta.read(self.name, columns, where)
@@ -93,7 +156,10 @@ class TableTarget:
         found = 0
         for start in range(0, len(values), _IN_CHUNK):
             chunk = values.slice(start, _IN_CHUNK)
-            if self.on_delta:
+            if self.on_parquet:
+                column_values = self.read([column]).column(0)
+                hits = column_values.filter(pc.is_in(column_values, value_set=chunk))
+            elif self.on_delta:
                 hits = self.delta.read(self.name, [column], pc.field(column).isin(chunk)).column(0)
             else:
                 table = self.sql()
@@ -155,9 +221,19 @@ def null_ratio_report(nulls: int, rows: int, expected: float) -> dict[str, Any]:
     }
 
 
-def expire(table: CompiledTable, database: DatabaseResource, delta: DeltaResource, cutoff: datetime) -> dict[str, int]:
-    """Retention of an append table: delete its rows before the cutoff (on Delta, then vacuum)."""
+def parquet_stream(table: str) -> str:
+    return f"tables/{table}"
+
+
+def expire(
+    table: CompiledTable, database: DatabaseResource, delta: DeltaResource, bucket: BucketResource, cutoff: datetime
+) -> dict[str, int]:
+    """Retention of an append table: delete its rows before the cutoff (on Delta, then vacuum; Parquet: whole
+    days before the cutoff's day)."""
     time_column = table.spec.cadence.time_column  # type: ignore[union-attr]
+    if table.spec.target == "parquet":
+        stream = parquet_stream(table.name)
+        return {f"parquet {bucket.uri(stream + '/')}": bucket.delete_before(stream, cutoff.date())}
     if table.spec.target == "delta":
         deleted = delta.delete_before(table.name, time_column, cutoff)
         delta.vacuum(table.name)
