@@ -52,6 +52,13 @@ AT_LOAD = [
     ("'{0.decode}'.format(fake.binary(length=4))", "format field"),  # bytes
     ("'{0[birthdate]}'.format(fake.profile())", "format field"),  # dict key
     ("'{0.days}'.format(timedelta(days=1))", "format field"),  # timedelta
+    ("'{0.real}'.format(fake.pyfloat())", "format field"),  # float
+    ("'{0.numerator}'.format(fake.pybool())", "format field"),  # bool
+    ("'{0.hour}'.format(fake.time_object())", "format field"),  # time
+    ("'{0.__class__}'.format(None)", "format field"),  # None
+    ("fake.time_series().gi_frame", "attribute 'gi_frame' is not allowed"),  # generator attributes
+    ("helpers.generator().gi_code.co_consts", "attribute 'co_consts' is not allowed"),
+    ("fake.pyobject().cr_frame", "attribute 'cr_frame' is not allowed"),  # coroutine attributes
     ("'{0:{1}}'.format(row_id, 'x')", "nested fields"),  # nested format spec
     ("'{0:>{1}}'.format('a', 10 ** 9)", "nested fields"),
     ("f'{row_id:>1000000000}'", "max_value_bytes"),  # huge width in an f-string spec

@@ -14,6 +14,7 @@ import math
 import operator
 import re
 import types
+import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -970,13 +971,13 @@ def _plain_result(fn: Callable[..., Any], max_bytes: int) -> Callable[..., Any]:
     return call
 
 
-_PROVIDER_NAMES: dict[int, frozenset[str]] = {}
+_PROVIDER_NAMES: weakref.WeakKeyDictionary[Any, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 def provider_names(faker: Any) -> frozenset[str]:
     """Public methods of the Faker instance's providers: what `fake.<name>()` may call. The generator's own
     methods (format, parse, seed_instance, add_provider, ...) are not providers."""
-    key = id(faker)
+    key = faker
     if key not in _PROVIDER_NAMES:
         names = set()
         for generator in getattr(faker, "factories", [faker]):
