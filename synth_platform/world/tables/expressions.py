@@ -171,6 +171,7 @@ _REJECTED: dict[type, str] = {
     ast.Starred: "*-unpacking is not allowed",
 }
 # Faker attributes that configure the generator instead of producing values.
+_GROWING = frozenset({operator.mul, operator.mod, operator.pow})  # may build far more than their operands
 _FAKER_INTERNALS = frozenset(
     [
         "seed",
@@ -426,7 +427,8 @@ class _Compiler:
         if op is None:
             raise self.error(node, f"operator {type(node.op).__name__} is not allowed")
         guarded = guarded_binop(op, self.scope.max_value_bytes)
-        return self._apply(guarded, [self.compile(node.left), self.compile(node.right)], _numpy_binop(guarded))
+        vectorized = _numpy_binop(op, guarded if op in _GROWING else None)
+        return self._apply(guarded, [self.compile(node.left), self.compile(node.right)], vectorized)
 
     def _UnaryOp(self, node: ast.UnaryOp) -> _Node:
         operand = self.compile(node.operand)
@@ -844,14 +846,17 @@ class _Compiler:
         return _Node(lambda b: b.runtime.copy_from_fk(b, call))
 
 
-def _numpy_binop(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
-    """op over batch values: numpy for numbers and times; row by row (through the guarded Python operator) when
-    either side holds objects, so string repeats and %-templates are checked per row."""
+def _numpy_binop(
+    op: Callable[[Any, Any], Any], guarded: Callable[[Any, Any], Any] | None = None
+) -> Callable[[Any, Any], Any]:
+    """op over batch values with numpy; with `guarded`, objects (strings, lists) go row by row through it instead,
+    so a repeat or a %-template is checked before it is built. (Other operators at most add sizes; the column's
+    values are bounded once computed.)"""
 
     def apply(a: Value, b: Value) -> Value:
-        if _holds_objects(a) or _holds_objects(b):
+        if guarded is not None and (_holds_objects(a) or _holds_objects(b)):
             n = len(a) if isinstance(a, np.ndarray) else len(b)
-            return elementwise(op, [a, b], n)
+            return elementwise(guarded, [a, b], n)
         if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
             a, b = numpy_scalar(a), numpy_scalar(b)
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
