@@ -1,5 +1,7 @@
 """Column expressions (`data:`): Python expression syntax, parsed with `ast`, checked against a whitelist and
-compiled into closures that evaluate a whole batch of rows at once. Nothing is ever exec'd or eval'd.
+compiled into closures that evaluate a whole batch of rows at once. Nothing is ever exec'd or eval'd. What Faker
+and python_import functions return is reduced to plain data (values.plain) and every construct that could build
+a huge value is bounded first (guards.py), so an expression can neither reach the process nor exhaust memory.
 
 Constant sub-expressions are folded at compile time. Numbers, dates and randomness are numpy operations over
 the batch; str/datetime methods, f-strings and python_import functions run row by row over the batch (still
@@ -170,8 +172,8 @@ _REJECTED: dict[type, str] = {
     ast.YieldFrom: "yield is not allowed",
     ast.Starred: "*-unpacking is not allowed",
 }
-# Faker attributes that configure the generator instead of producing values.
 _GROWING = frozenset({operator.mul, operator.mod, operator.pow})  # may build far more than their operands
+# Faker attributes that configure the generator instead of producing values.
 _FAKER_INTERNALS = frozenset(
     [
         "seed",
