@@ -271,10 +271,10 @@ _TEMPLATE_PROVIDERS = frozenset(
 )
 _TEMPLATE_TOKEN = re.compile(r"\{\{\s*(\w+)")
 # Provider arguments that size the value: counts of things, and lengths in characters or bytes.
-_COUNT_ARGS = frozenset({"nb", "nb_elements", "nb_words", "nb_sentences", "nb_paragraphs", "num_rows", "num_files",
-                         "digits", "left_digits", "right_digits", "length_of_set"})  # fmt: skip
+_COUNT_ARGS = frozenset({"nb", "nb_elements", "nb_words", "nb_sentences", "nb_paragraphs", "nb_texts", "num_rows",
+                         "num_files", "count", "digits", "left_digits", "right_digits", "length_of_set"})  # fmt: skip
 _LENGTH_ARGS = frozenset({"length", "max_chars", "min_chars", "max_nb_chars", "nb_chars", "max_length",
-                          "uncompressed_size", "min_file_size"})  # fmt: skip
+                          "uncompressed_size", "min_file_size", "size"})  # fmt: skip
 MAX_PROVIDER_COUNT = 10_000
 _PROBE_INSTANT = datetime(2000, 1, 1, tzinfo=UTC)
 _FK_DISTRIBUTIONS = frozenset({"uniform", "zipf", "weighted_parent"})
@@ -1007,6 +1007,8 @@ def provider_size_check(faker: Any, provider: str, max_bytes: int) -> Callable[[
         except TypeError as exc:
             raise TypeError(f"fake.{provider}(): {exc}") from None
         for name, value in bound.items():
+            if isinstance(value, list | tuple) and value and all(isinstance(v, int | float) for v in value):
+                value = math.prod(value)  # e.g. an image's (width, height)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
             if name in _COUNT_ARGS and value > MAX_PROVIDER_COUNT:
