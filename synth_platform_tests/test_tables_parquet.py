@@ -4,17 +4,20 @@ re-materialized."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime
 
 import orjson
 import polars as pl
 import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 import yaml
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.definitions import MAIN_JOB, build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.resources import data_dir
+from synth_platform.sinks.files import BucketResource
 from synth_platform.world.tables.rows import TableWorld
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
@@ -99,3 +102,19 @@ def test_live_windows_are_slices_a_day_write_replaces(config_dir, instance):
     # the day is written: the same live window again adds nothing
     assert job.execute_in_process(instance=instance, partition_key=DAYS[1], tags=tags).success
     assert not list(day.glob("slice=*"))
+
+
+def test_parquet_tables_in_gcs(config_dir, instance, monkeypatch, gcs_bucket_url):
+    monkeypatch.setenv("SYNTH_BUCKET_URL", gcs_bucket_url)
+    platform = _configure(config_dir)
+    defs = build_definitions(platform)
+    _run(defs, instance, DAYS[0])
+    bucket = BucketResource(url=gcs_bucket_url)
+    names = sorted(bucket.list("tables/orders/"))
+    assert names == ["tables/orders/dt=2026-03-01/_manifest.json", "tables/orders/dt=2026-03-01/part-00000.parquet"]
+    manifest = bucket.manifest("tables/orders/dt=2026-03-01/")
+    rows = pq.read_table(io.BytesIO(bucket.read_bytes(names[1]))).to_pylist()
+    assert manifest["rows"] == len(rows) == 2 * 1440 and manifest["format"] == "parquet"
+    assert sorted(rows, key=_key) == sorted(_world_rows(platform, "orders")[: 2 * 1440], key=_key)
+    _run(defs, instance, DAYS[0])
+    assert bucket.manifest("tables/orders/dt=2026-03-01/")["files"] == manifest["files"]  # same bytes (CRC32C)
