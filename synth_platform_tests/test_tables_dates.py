@@ -100,6 +100,8 @@ def test_append_rows_count_from_their_event_time(tmp_path):
         "id": {"data": "row_id", "is_primary_key": True},
         "seen": "fake.date_time_between(start_date='-1d', end_date='now')",
         "day": "fake.date_between(start_date='-1d', end_date='today')",
+        "born": "fake.date_of_birth(minimum_age=0, maximum_age=1)",  # called per row at its event time
+        "fixed": "fake.date_time_between(start_date=datetime(2020, 1, 1), end_date=datetime(2020, 1, 2))",
     }
     spec = table("visits", cols, rows=5, cadence={"rows_per_minute": 30})
     data = world(tmp_path, [spec]).table("visits", WINDOW).to_pylist()
@@ -108,7 +110,9 @@ def test_append_rows_count_from_their_event_time(tmp_path):
         event, seen = row["event_time"], row["seen"].replace(tzinfo=UTC)
         assert event - timedelta(days=1) <= seen <= event, row
         assert event.date() - timedelta(days=1) <= row["day"] <= event.date()
-    assert len({r["seen"] for r in data}) > 800  # drawn per row, not one pool shifted
+        assert event.date() - timedelta(days=2 * 366) <= row["born"] <= event.date()
+        assert datetime(2020, 1, 1) <= row["fixed"].replace(tzinfo=None) <= datetime(2020, 1, 2)  # absolute: as is
+    assert len({r["seen"] for r in data}) > 800 and len({r["born"] for r in data}) > 100
 
 
 def test_static_tables_count_from_reference_date_or_world_start(tmp_path):

@@ -13,7 +13,7 @@ world's start date, 00:00 UTC).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,28 @@ from synth_platform.world.windows import Window
 
 BATCH_ROWS = 100_000
 _SCHEMA_SAMPLE_ROWS = 64
+
+
+# Providers whose value, for relative arguments only ("-30d", "now", timedeltas), moves with the reference
+# instant and nothing else: an append table draws them from a pool at the world's start, shifted to each row's
+# event time, instead of calling Faker per row (the same distribution, ~50x faster).
+_SHIFTABLE = frozenset(
+    {"date_time_between", "date_between", "past_date", "past_datetime", "future_date", "future_datetime"}
+)
+
+
+def _relative(arg: Any) -> bool:
+    return arg is None or isinstance(arg, timedelta) or (isinstance(arg, str) and not arg[:1].isdigit())
+
+
+def _shifted(values: Value, at: datetime, event_times: np.ndarray) -> Value:
+    """Pool values drawn at `at` moved to each row's event time (dates by whole days)."""
+    if not isinstance(values, np.ndarray) or values.dtype.kind != "M":
+        raise TypeError("a relative date provider returned something other than dates")
+    origin = np.datetime64(at.replace(tzinfo=None), "us")
+    if values.dtype == np.dtype("datetime64[D]"):
+        return values + (event_times.astype("datetime64[D]") - origin.astype("datetime64[D]"))
+    return values.astype("datetime64[us]") + (event_times.astype("datetime64[us]") - origin)
 
 
 class TableEvaluationError(RuntimeError):
@@ -196,13 +218,19 @@ class TableWorld:
         key = self._key(t, batch.column, site)
         if provider == "uuid4" and not args and not kwargs:
             return uuid4_values(key, batch.row_ids)
+        shift = False
         if batch.event_times is not None and provider in clock_providers(t):
-            return self.faker_rows(batch, site, provider, list(args), kwargs, unique)  # relative to each row
+            shift = provider in _SHIFTABLE and all(_relative(a) for a in (*args, *kwargs.values()))
+            if not shift:
+                return self.faker_rows(batch, site, provider, list(args), kwargs, unique)  # relative to each row
+        at = self.start if shift else self.reference(t)
         try:
-            pool = self._source(t).pool(key, provider, args, kwargs, self.reference(t))
+            pool = self._source(t).pool(key, provider, args, kwargs, at)
         except Exception as exc:
             raise RowError(0, exc) from exc  # the pool serves every row; the batch's first names it
         values = pool[seeding.integers(key, len(pool), batch.row_ids)]
+        if shift:
+            values = _shifted(values, at, batch.event_times)
         return with_row_id(values, batch.row_ids) if unique else values
 
     def faker_rows(
