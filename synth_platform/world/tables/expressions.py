@@ -25,10 +25,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from synth_platform.specs.tables import DEFAULT_MAX_VALUE_BYTES
 from synth_platform.world.tables.clock import reference
 from synth_platform.world.tables.guards import check_spec, guarded_binop, guarded_method, parse_format
 from synth_platform.world.tables.values import (
-    DEFAULT_MAX_VALUE_BYTES,
     Value,
     ValueTooLarge,
     broadcast,
