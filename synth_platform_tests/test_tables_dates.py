@@ -32,7 +32,7 @@ def digest(directory: str) -> str:
     """SHA-256 of every table of the spec in `directory` (static tables whole, append tables over WINDOW)."""
     from pathlib import Path
 
-    from synth_platform.specs.tables import load_tables
+    from synth_platform.domains.tables import load_tables
     from synth_platform.world.tables.rows import TableWorld
 
     w = TableWorld(load_tables(Path(directory)).catalog, 7, START)
