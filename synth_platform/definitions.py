@@ -8,6 +8,7 @@ import dagster as dg
 
 from synth_platform import automation
 from synth_platform.domains import REGISTRY, load_platform
+from synth_platform.execution import executor_from_env
 from synth_platform.resources import build_resources, database_url
 from synth_platform.sinks.database import database_kind
 from synth_platform.specs import PlatformSpec
@@ -36,7 +37,9 @@ def build_definitions(platform: PlatformSpec | None = None) -> dg.Definitions:
         selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*automated.asset_checks),
         description="Every asset of the enabled domains with their checks; `make run` backfills the demo window.",
     )
-    return dg.Definitions.merge(assembled, automated, dg.Definitions(jobs=[main_job]))
+    # The default executor of every job that does not set one: main_job, the daily close and backfills (live jobs
+    # run in-process). Local unless SYNTH_EXECUTOR picks Celery or Kubernetes.
+    return dg.Definitions.merge(assembled, automated, dg.Definitions(jobs=[main_job], executor=executor_from_env()))
 
 
 defs = build_definitions()

@@ -12,6 +12,7 @@ import sqlalchemy as sa
 
 POSTGRES_ADMIN_URL = os.environ.get("SYNTH_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 MARIADB_ADMIN_URL = os.environ.get("SYNTH_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+RABBITMQ_URL = os.environ.get("SYNTH_TEST_RABBITMQ_URL", "pyamqp://guest:guest@127.0.0.1:5672//")
 
 
 def unavailable(what: str, why: object) -> None:
@@ -44,3 +45,17 @@ def scratch_database(admin_url: str) -> Iterator[str]:
             else:
                 conn.execute(sa.text(f"DROP DATABASE IF EXISTS {name}"))
         admin.dispose()
+
+
+def rabbitmq_url() -> str:
+    """The RabbitMQ broker's URL once a connection to it succeeds (fails in CI, skips locally, otherwise)."""
+    from kombu import Connection
+
+    from synth_platform.execution.settings import redact
+
+    try:
+        with Connection(RABBITMQ_URL, connect_timeout=5) as conn:
+            conn.ensure_connection(max_retries=1)
+    except Exception as exc:  # kombu raises the transport's own errors (socket, AMQP access refused, ...)
+        unavailable(redact(RABBITMQ_URL), exc)
+    return RABBITMQ_URL

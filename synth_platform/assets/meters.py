@@ -15,6 +15,7 @@ from synth_platform.assets.common import (
     windows_to_write,
     written_days,
 )
+from synth_platform.execution import heavy_step_tags
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource
 from synth_platform.specs import PlatformSpec
@@ -98,6 +99,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
         "_manifest.json written last; live windows go to slice=HHMMSS-HHMMSS/ folders of the day (a late slice "
         "with a later window).",
         metadata={LIVE_CADENCE_METADATA: slice_s},
+        op_tags=heavy_step_tags(),
     )
     def meter_readings(context: dg.AssetExecutionContext, bucket: BucketResource) -> dg.MaterializeResult:
         clock = Stopwatch()
