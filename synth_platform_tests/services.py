@@ -59,3 +59,11 @@ def rabbitmq_url() -> str:
     except Exception as exc:  # kombu raises the transport's own errors (socket, AMQP access refused, ...)
         unavailable(redact(RABBITMQ_URL), exc)
     return RABBITMQ_URL
+
+
+def dagster_pg_env(url: str) -> dict[str, str]:
+    """The DAGSTER_PG_* variables deploy/dagster.yaml reads, for a database URL (a scratch database)."""
+    parsed = sa.make_url(url)
+    return {"DAGSTER_PG_HOST": parsed.host, "DAGSTER_PG_PORT": str(parsed.port or 5432),
+            "DAGSTER_PG_USER": parsed.username, "DAGSTER_PG_PASSWORD": parsed.password or "",
+            "DAGSTER_PG_DB": parsed.database}  # fmt: skip

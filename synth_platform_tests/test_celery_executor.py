@@ -20,7 +20,6 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 from dagster._core.instance.ref import InstanceRef
 
 from synth_platform.definitions import MAIN_JOB, build_definitions
@@ -33,7 +32,7 @@ from synth_platform.world.power_usage import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.celery_workers import Worker, start_worker, unique_queue
 from synth_platform_tests.conftest import edit_yaml
-from synth_platform_tests.services import POSTGRES_ADMIN_URL, rabbitmq_url, scratch_database
+from synth_platform_tests.services import POSTGRES_ADMIN_URL, dagster_pg_env, rabbitmq_url, scratch_database
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -54,15 +53,13 @@ def celery_env(tmp_path: Path, config_dir: Path, monkeypatch) -> Iterator[dict[s
     PostgreSQL database, and the targets under tmp_path/celery. Also set in this process (to read the instance)."""
     broker = rabbitmq_url()
     with scratch_database(POSTGRES_ADMIN_URL) as instance_url:
-        url = sa.make_url(instance_url)
         home = tmp_path / "dagster_home"
         home.mkdir()
         (home / "dagster.yaml").write_text((PROJECT_ROOT / "deploy" / "dagster.yaml").read_text())
         queue = unique_queue()
         env = {
             "DAGSTER_HOME": str(home),
-            "DAGSTER_PG_HOST": url.host, "DAGSTER_PG_PORT": str(url.port or 5432), "DAGSTER_PG_USER": url.username,
-            "DAGSTER_PG_PASSWORD": url.password or "", "DAGSTER_PG_DB": url.database,
+            **dagster_pg_env(instance_url),
             "SYNTH_CONFIG_DIR": str(config_dir),
             "SYNTH_DATA_DIR": str(tmp_path / "celery"),
             "SYNTH_EXECUTOR": "celery",

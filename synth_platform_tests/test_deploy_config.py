@@ -13,7 +13,6 @@ import dagster as dg
 import dockerfile
 import jsonschema
 import pytest
-import sqlalchemy as sa
 import yaml
 from dagster._config import process_config
 from dagster._core.instance.config import dagster_instance_config
@@ -21,6 +20,7 @@ from dagster._core.instance.ref import InstanceRef
 from dagster_k8s import K8sRunLauncher
 
 from synth_platform.resources import PROJECT_ROOT
+from synth_platform_tests.services import dagster_pg_env
 
 DEPLOY = PROJECT_ROOT / "deploy"
 HADOLINT = Path(sys.executable).with_name("hadolint")
@@ -161,10 +161,7 @@ def test_k8s_instance_config_loads_and_builds_the_k8s_run_launcher(tmp_path, pos
     }))  # fmt: skip
     launcher_config.update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
-    url = sa.make_url(postgres_url)
-    for name, value in {"DAGSTER_PG_HOST": url.host, "DAGSTER_PG_PORT": str(url.port or 5432),
-                        "DAGSTER_PG_USER": url.username, "DAGSTER_PG_PASSWORD": url.password or "",
-                        "DAGSTER_PG_DB": url.database}.items():  # fmt: skip
+    for name, value in dagster_pg_env(postgres_url).items():
         monkeypatch.setenv(name, value)
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(home))) as instance:
         launcher = instance.run_launcher
