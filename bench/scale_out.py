@@ -29,7 +29,7 @@ from synth_platform.specs import DEFAULT_CONFIG_DIR, load_platform
 from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.celery_workers import Worker, start_worker, unique_queue
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.services import POSTGRES_ADMIN_URL, RABBITMQ_URL, dagster_pg_env, scratch_database
 
 METERS = int(os.environ.get("SCALE_OUT_METERS", "400"))

@@ -31,7 +31,7 @@ from synth_platform.specs import load_platform
 from synth_platform.world.power_usage import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.celery_workers import Worker, start_worker, unique_queue
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.services import POSTGRES_ADMIN_URL, dagster_pg_env, rabbitmq_url, scratch_database
 
 pytestmark = pytest.mark.timeout(240)
@@ -178,9 +178,9 @@ HANG_IN_SECOND_PART = textwrap.dedent(
     import time
     from contextlib import contextmanager
     from pathlib import Path
-    import synth_platform.sinks.files as files
+    import synth_platform.sinks.prefix_writer as prefix_writer
 
-    open_file = files.PrefixWriter.open
+    open_file = prefix_writer.PrefixWriter.open
 
     @contextmanager
     def second_part_hangs(self, name):
@@ -191,7 +191,7 @@ HANG_IN_SECOND_PART = textwrap.dedent(
                 time.sleep(600)
             yield staged
 
-    files.PrefixWriter.open = second_part_hangs
+    prefix_writer.PrefixWriter.open = second_part_hangs
     """
 )
 
