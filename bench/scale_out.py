@@ -23,9 +23,10 @@ from pathlib import Path
 import dagster as dg
 from dagster._core.instance.ref import InstanceRef
 
+from synth_platform.domains import load_platform
 from synth_platform.execution import executor_from_env
 from synth_platform.resources import PROJECT_ROOT
-from synth_platform.specs import DEFAULT_CONFIG_DIR, load_platform
+from synth_platform.specs import DEFAULT_CONFIG_DIR
 from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.celery_workers import Worker, start_worker, unique_queue

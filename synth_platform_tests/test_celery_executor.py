@@ -23,11 +23,11 @@ import pytest
 from dagster._core.instance.ref import InstanceRef
 
 from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.execution import CELERY_QUEUE_TAG
 from synth_platform.resources import PROJECT_ROOT
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource
-from synth_platform.specs import load_platform
 from synth_platform.world.power_usage import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.celery_workers import Worker, start_worker, unique_queue

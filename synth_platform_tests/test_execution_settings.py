@@ -5,9 +5,9 @@ import pytest
 from dagster._core.snap import JobSnap
 
 from synth_platform.definitions import MAIN_JOB, build_definitions
+from synth_platform.domains import load_platform
 from synth_platform.execution import CELERY_QUEUE_TAG, executor_from_env, heavy_step_tags
 from synth_platform.execution.settings import ExecutionConfigError, celery_settings
-from synth_platform.specs import load_platform
 
 SECRET = "s3cr3t-pw"
 BROKER = f"pyamqp://synth:{SECRET}@rabbit.internal:5672/synth"
