@@ -1,6 +1,8 @@
 """Smart-meter wiring: `meter_fleet`, daily `meter_readings` files in the bucket, and their checks (the files are
 written and read by streams/meters.py)."""
 
+from collections.abc import Callable
+
 import dagster as dg
 import numpy as np
 
@@ -18,16 +20,21 @@ from synth_platform.assets.common import (
 from synth_platform.execution import heavy_step_tags
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource
+from synth_platform.sinks.prefix_writer import PrefixResult
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.specs.meters import MetersSpec
 from synth_platform.streams.meters import (
+    FLEET,
     READINGS,
+    commit_readings_shards,
     fleet_id_counts,
     manifest_problems,
     power_agreement,
     row_count_problems,
+    shard_meters,
     write_fleet,
+    write_readings_shard,
     write_readings_window,
 )
 from synth_platform.world.late_slices import arrives_with, delay_slices, delivered_with
@@ -74,6 +81,48 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             )
         )
 
+    def sharded_readings(attributes: dict, write_windows: Callable) -> dg.AssetsDefinition:
+        """meter_readings as day_shards shard steps (each writes its part files of the run's windows) and one
+        manifest step after them, so a big day spreads over workers; the files are those of the one-step asset."""
+
+        def shard_op(shard: int) -> dg.OpDefinition:
+            meters = shard_meters(spec)[shard]
+
+            @dg.op(
+                name=f"shard_{shard}",
+                ins={"fleet": dg.In(dg.Nothing)},
+                out=dg.Out(dg.Nothing),
+                tags=heavy_step_tags(),
+                description=f"Part files of meters {meters.start:,} to {meters.stop - 1:,} for each window of the run.",
+            )
+            def write_shard(context: dg.OpExecutionContext, bucket: BucketResource) -> None:
+                ids = fleet_ids()
+                for window in run_windows(context)[0]:
+                    files = write_readings_shard(bucket, spec, seed, ids, window, digest, shard)
+                    written = "held by a written day or window; skipped" if files is None else f"{len(files)} files"
+                    context.log.info(f"{window}, meters {meters.start:,}..{meters.stop - 1:,}: {written}")
+
+            return write_shard
+
+        @dg.op(
+            name="manifest",
+            ins={f"shard_{i}": dg.In(dg.Nothing) for i in range(spec.day_shards)},
+            out=dg.Out(dg.Nothing),
+            description="After every shard: each window's manifest, listing the shards' files in order.",
+        )
+        def write_manifests(context: dg.OpExecutionContext, bucket: BucketResource) -> None:
+            metadata = write_windows(
+                context, bucket, lambda w, late: commit_readings_shards(bucket, spec, seed, w, digest, late)
+            )
+            context.add_output_metadata(metadata)
+
+        @dg.graph_asset(name=READINGS, ins={"fleet": dg.AssetIn(FLEET, dagster_type=dg.Nothing)}, **attributes)
+        def meter_readings(fleet):
+            shards = [shard_op(i)(fleet) for i in range(spec.day_shards)]
+            return write_manifests(**{f"shard_{i}": done for i, done in enumerate(shards)})
+
+        return meter_readings
+
     def live_delivery(context: dg.AssetExecutionContext, live: Window) -> tuple[list[Window], dict]:
         """The slices a live run writes (late ones due now, then its own window unless that is late), logged."""
         delivered = delivered_with(spec, seed, live)
@@ -89,31 +138,27 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             context.log.info(f"delivering late slice {w} (due with this window)")
         return delivered, {"late_held": dg.MetadataValue.text(held), "late_delivered": markdown_list(late)}
 
-    @dg.asset(
-        group_name=GROUP,
-        kinds=KINDS,
-        partitions_def=partitions,
-        backfill_policy=dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-        deps=[meter_fleet],
-        description="Readings of every meter every interval, as daily part files under dt=YYYY-MM-DD/ with a "
-        "_manifest.json written last; live windows go to slice=HHMMSS-HHMMSS/ folders of the day (a late slice "
-        "with a later window).",
-        metadata={LIVE_CADENCE_METADATA: slice_s},
-        op_tags=heavy_step_tags(),
-    )
-    def meter_readings(context: dg.AssetExecutionContext, bucket: BucketResource) -> dg.MaterializeResult:
-        clock = Stopwatch()
+    def run_windows(context: dg.OpExecutionContext) -> tuple[list[Window], Window | None, dict]:
+        """The windows a run writes, the live window if it is a live run, and its late-delivery metadata."""
         windows = windows_to_write(context, slice_s)
-        live, late_meta = None, {}
-        if LIVE_WINDOW_START_TAG in context.run.tags:  # lateness is a live-delivery fault; partition runs are on time
-            live = windows[0]
-            windows, late_meta = live_delivery(context, live)
-        ids = fleet_ids()
+        if LIVE_WINDOW_START_TAG not in context.run.tags:  # lateness is a live-delivery fault; partitions are on time
+            return windows, None, {}
+        delivered, late_meta = live_delivery(context, windows[0])
+        return delivered, windows[0], late_meta
+
+    def write_windows(
+        context: dg.OpExecutionContext,
+        bucket: BucketResource,
+        write: Callable[[Window, Window | None], PrefixResult | None],
+    ) -> dict:
+        """Write (or, sharded, commit) each window of the run with `write(window, arrived_with)`; the
+        materialization's metadata."""
+        clock = Stopwatch()
+        windows, live, late_meta = run_windows(context)
         rows = nbytes = files = 0
         prefixes = []
         for i, window in enumerate(windows, 1):
-            arrived_with = live if live is not None and window != live else None
-            result = write_readings_window(bucket, spec, seed, ids, window, digest, arrived_with)
+            result = write(window, live if live is not None and window != live else None)
             if result is None:
                 context.log.info(f"[{i}/{len(windows)}] {window}: held by a written day or window; skipped")
                 continue
@@ -125,24 +170,46 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             )
         preview = None
         if windows:
-            first = readings(spec, seed, np.arange(1), ids[:1], windows[0])
+            first = readings(spec, seed, np.arange(1), fleet_ids()[:1], windows[0])
             preview = to_table(first, spec.fleet.id_format, spec.output.record).slice(0, 5)
-        return dg.MaterializeResult(
-            metadata=provenance(
-                seed=seed,
-                spec_hash=digest,
-                window=run_window(context),
-                rows=rows,
-                nbytes=nbytes,
-                seconds=clock.seconds,
-                target=bucket.uri(READINGS + "/"),
-                preview=preview,
-                files=dg.MetadataValue.int(files),
-                windows=dg.MetadataValue.int(len(windows)),
-                prefixes=markdown_list(prefixes),
-                **late_meta,
-            )
+        return provenance(
+            seed=seed,
+            spec_hash=digest,
+            window=run_window(context),
+            rows=rows,
+            nbytes=nbytes,
+            seconds=clock.seconds,
+            target=bucket.uri(READINGS + "/"),
+            preview=preview,
+            files=dg.MetadataValue.int(files),
+            windows=dg.MetadataValue.int(len(windows)),
+            prefixes=markdown_list(prefixes),
+            **late_meta,
         )
+
+    readings_attributes = {
+        "group_name": GROUP,
+        "kinds": KINDS,
+        "partitions_def": partitions,
+        "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
+        "metadata": {LIVE_CADENCE_METADATA: slice_s},
+        "description": "Readings of every meter every interval, as daily part files under dt=YYYY-MM-DD/ with a "
+        "_manifest.json written last; live windows go to slice=HHMMSS-HHMMSS/ folders of the day (a late slice "
+        "with a later window).",
+    }
+
+    if spec.day_shards == 1:
+
+        @dg.asset(**readings_attributes, deps=[meter_fleet], op_tags=heavy_step_tags())
+        def meter_readings(context: dg.AssetExecutionContext, bucket: BucketResource) -> dg.MaterializeResult:
+            ids = fleet_ids()
+            metadata = write_windows(
+                context, bucket, lambda w, late: write_readings_window(bucket, spec, seed, ids, w, digest, late)
+            )
+            return dg.MaterializeResult(metadata=metadata)
+
+    else:
+        meter_readings = sharded_readings(readings_attributes, write_windows)
 
     @dg.asset_check(
         asset=meter_readings,

@@ -51,6 +51,11 @@ class FileEntry:
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "rows": self.rows, "bytes": self.bytes, "crc32c": self.crc32c, **self.extra}
 
+    @classmethod
+    def from_json(cls, entry: dict[str, Any]) -> FileEntry:
+        known = {"name", "rows", "bytes", "crc32c"}
+        return cls(**{k: entry[k] for k in known}, extra={k: v for k, v in entry.items() if k not in known})
+
 
 @dataclass(frozen=True)
 class PrefixResult:
@@ -176,18 +181,21 @@ class PrefixWriter:
                 self._staged -= entry.bytes
                 self._room.notify_all()
 
+    def adopt(self, entries: Iterable[FileEntry]) -> None:
+        """Files of this prefix that other writers put there (the shards of a window), listed by `commit` in order
+        after this writer's own. They must be in the store already."""
+        self.files.extend(entries)
+
+    def finish(self) -> list[FileEntry]:
+        """Wait for every put (raising UploadFailed if one failed) and return the files written, without deleting
+        anything or writing a manifest: a shard's part of a prefix that another writer commits."""
+        self._wait()
+        self._committed = True  # its staging is done with
+        return list(self.files)
+
     def commit(self, manifest: dict[str, Any]) -> PrefixResult:
         """Wait for every put, delete what the write did not produce, then write the manifest."""
-        failed = []
-        for name, future in self._puts:
-            error = future.exception()
-            if error is not None:
-                failed.append(f"{name}: {short_reason(error)}")
-        if failed:
-            raise UploadFailed(
-                f"{len(failed)} of {len(self._puts)} uploads to {self.store.uri(self.prefix)} failed, so the "
-                f"prefix has no manifest (incomplete); the files stay in {self.staging}:\n  " + "\n  ".join(failed)
-            )
+        self._wait()
         keep = {self.prefix + f.name for f in self.files}
         existing = self.store.list(self.prefix)
         for other in self.also_remove:
@@ -204,6 +212,18 @@ class PrefixWriter:
         self.store.put_bytes(self.prefix + MANIFEST, orjson.dumps(body, option=orjson.OPT_INDENT_2))
         self._committed = True
         return PrefixResult(self.prefix, list(self.files), deleted, body)
+
+    def _wait(self) -> None:
+        failed = []
+        for name, future in self._puts:
+            error = future.exception()
+            if error is not None:
+                failed.append(f"{name}: {short_reason(error)}")
+        if failed:
+            raise UploadFailed(
+                f"{len(failed)} of {len(self._puts)} uploads to {self.store.uri(self.prefix)} failed, so the "
+                f"prefix has no manifest (incomplete); the files stay in {self.staging}:\n  " + "\n  ".join(failed)
+            )
 
     def close(self) -> None:
         if self._pool is not None:

@@ -92,6 +92,11 @@ class MetersSpec(Spec):
     live_slice_minutes: int = pydantic.Field(10, ge=1, le=1440, description="Length of a live window (one slice)")
     agreement_sample: int = pydantic.Field(20, ge=1, le=1000, description="Meters compared with power_usage")
     retention_days: int = pydantic.Field(30, ge=1, description="Days of readings kept in the bucket")
+    # How a day is executed, not what it holds: left out of the spec hash, so a sharded day's bytes (manifest
+    # included) are those of the unsplit day.
+    day_shards: int = pydantic.Field(
+        1, ge=1, le=1024, exclude=True, description="Steps a window's files are written in, plus one manifest step"
+    )
     # Filled from config/power.yaml by the loader, never from meters.yaml.
     power: PowerSpec = PowerSpec()
 
@@ -102,7 +107,19 @@ class MetersSpec(Spec):
     def _slices_hold_readings(self) -> MetersSpec:
         if self.live_slice_seconds % self.interval_seconds:
             raise ValueError("live_slice_minutes must be a whole number of reading intervals")
+        if self.day_shards > self.file_groups:
+            raise ValueError(
+                f"day_shards: {self.day_shards} shards but only {self.file_groups} file groups (a shard writes whole "
+                "part files, or whole meters with layout: per_meter)"
+            )
         return self
+
+    @property
+    def file_groups(self) -> int:
+        """Part files of a window (before any split past max_part_mb), or meters with layout: per_meter."""
+        if self.output.layout == "per_meter":
+            return self.fleet.count
+        return -(-self.fleet.count // self.output.meters_per_part)
 
     @property
     def live_slice_seconds(self) -> int:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import orjson
 import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -25,7 +26,7 @@ from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource, replaced_slices, window_prefix
 from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
 from synth_platform.sinks.parts import Piece, write_pieces
-from synth_platform.sinks.prefix_writer import MANIFEST, PrefixResult
+from synth_platform.sinks.prefix_writer import MANIFEST, FileEntry, PrefixResult
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.meters import MetersSpec
 from synth_platform.world.late_slices import delay_slices, late_count
@@ -105,7 +106,10 @@ def blocks(spec: MetersSpec, ids: np.ndarray, slots: int) -> Iterator[Block]:
             yield Block(f"part-{part_start // per_part:05d}", start, min(start + step, part_stop))
 
 
-def reading_pieces(spec: MetersSpec, seed: int, ids: np.ndarray, window: Window, stats: dict) -> Iterator[Piece]:
+def reading_pieces(
+    spec: MetersSpec, seed: int, ids: np.ndarray, window: Window, stats: dict, meters: range | None = None
+) -> Iterator[Piece]:
+    """The window's pieces in file order; with `meters` (a shard's range, on file-group boundaries) only theirs."""
     slots = int(np.ceil(window.seconds / spec.interval_seconds))
     ts = iso_seconds(slot_starts(spec, window))  # shared by every block of the window
 
@@ -118,12 +122,54 @@ def reading_pieces(spec: MetersSpec, seed: int, ids: np.ndarray, window: Window,
 
         return run
 
-    for piece, data in ordered(job(b) for b in blocks(spec, ids, slots)):
+    chosen = (b for b in blocks(spec, ids, slots) if meters is None or b.start in meters)
+    for piece, data in ordered(job(b) for b in chosen):
         stats["zero_readings"] = stats.get("zero_readings", 0) + (int(data.zero.sum()) if data.zero is not None else 0)
         yield piece
 
 
+def shard_meters(spec: MetersSpec) -> list[range]:
+    """The fleet ranges of a window's `day_shards` shards: contiguous runs of whole file groups (part files, or
+    meters with layout: per_meter), in file order, as even as the groups allow."""
+    per_group = 1 if spec.output.layout == "per_meter" else spec.output.meters_per_part
+    groups, shards = spec.file_groups, spec.day_shards
+    bounds = [min(spec.fleet.count, (groups * i // shards) * per_group) for i in range(shards + 1)]
+    return [range(bounds[i], bounds[i + 1]) for i in range(shards)]
+
+
 # --- writing -------------------------------------------------------------------------------------------------------
+
+
+def window_target(bucket: BucketResource, window: Window) -> tuple[str, list[str]] | None:
+    """Where a window's files go and the slice folders its write replaces; None when its rows are written already."""
+    also_remove = replaced_slices(bucket, READINGS, window)
+    return None if also_remove is None else (window_prefix(READINGS, window), also_remove)
+
+
+def readings_manifest(
+    spec: MetersSpec, seed: int, window: Window, digest: str, rows: int, zero_readings: int, arrived_with: Window | None
+) -> dict:
+    """A window's manifest (without its file list, which the prefix writer adds)."""
+    # The config's late_slices is the delay range; the count of the window's late slices needs its own key.
+    faults: dict = {**spec.faults.model_dump(mode="json"), "late_slice_count": late_count(spec, seed, window)}
+    if arrived_with is not None:
+        interval = f"{arrived_with.start.isoformat()}/{arrived_with.end.isoformat()}"  # ISO 8601 interval
+        faults["late"] = {"delay_slices": delay_slices(spec, seed, window), "arrived_with": interval}
+    full = spec.fleet.count * int(np.ceil(window.seconds / spec.interval_seconds))
+    return {
+        "stream": READINGS,
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "seed": seed,
+        "spec_hash": digest,
+        "generator_version": __version__,
+        "format": spec.output.format,
+        "layout": spec.output.layout,
+        "record": spec.output.record,
+        "id_format": spec.fleet.id_format,
+        "interval_seconds": spec.interval_seconds,
+        "meters": spec.fleet.count,
+        "faults": {**faults, "missing_readings": full - rows, "zero_readings": zero_readings},
+    }
 
 
 def write_readings_window(
@@ -138,41 +184,82 @@ def write_readings_window(
     """Replace one window's files: a whole day replaces dt=D/ (its live slices included), a part of a day its own
     slice=... folder and the slices it covers. None when the day, or a window holding this one, is written already.
     `arrived_with`: the later live window a late slice is delivered with (recorded in its manifest)."""
-    prefix = window_prefix(READINGS, window)
-    also_remove = replaced_slices(bucket, READINGS, window)
-    if also_remove is None:
+    target = window_target(bucket, window)
+    if target is None:
         return None
-    # The config's late_slices is the delay range; the count of the window's late slices needs its own key.
-    faults: dict = {**spec.faults.model_dump(mode="json"), "late_slice_count": late_count(spec, seed, window)}
-    if arrived_with is not None:
-        interval = f"{arrived_with.start.isoformat()}/{arrived_with.end.isoformat()}"  # ISO 8601 interval
-        faults["late"] = {"delay_slices": delay_slices(spec, seed, window), "arrived_with": interval}
+    prefix, also_remove = target
     stats: dict = {}
     max_bytes = int(spec.output.max_part_mb * 1_000_000)
     with bucket.replace_prefix(prefix, also_remove) as writer:
         write_pieces(writer, reading_pieces(spec, seed, ids, window, stats), spec.output.format, max_bytes)
-        full = spec.fleet.count * int(np.ceil(window.seconds / spec.interval_seconds))
         rows = sum(f.rows for f in writer.files)
         return writer.commit(
-            {
-                "stream": READINGS,
-                "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
-                "seed": seed,
-                "spec_hash": digest,
-                "generator_version": __version__,
-                "format": spec.output.format,
-                "layout": spec.output.layout,
-                "record": spec.output.record,
-                "id_format": spec.fleet.id_format,
-                "interval_seconds": spec.interval_seconds,
-                "meters": spec.fleet.count,
-                "faults": {
-                    **faults,
-                    "missing_readings": full - rows,
-                    "zero_readings": stats.get("zero_readings", 0),
-                },
-            }
+            readings_manifest(spec, seed, window, digest, rows, stats.get("zero_readings", 0), arrived_with)
         )
+
+
+# A window written in shards: each shard step writes the files of its meters and records them (a small JSON under
+# _shards/, outside the stream's folders); the manifest step lists every shard's files, removes what none of them
+# wrote and writes the manifest, which is the unsplit window's byte for byte. The records stay, so one shard can be
+# re-run and the manifest written again; retention deletes them with their day.
+SHARDS = "_shards/"
+
+
+def shard_record_name(prefix: str, shard: int, shards: int) -> str:
+    return f"{SHARDS}{prefix}shard-{shard:04d}-of-{shards:04d}.json"
+
+
+def write_readings_shard(
+    bucket: BucketResource, spec: MetersSpec, seed: int, ids: np.ndarray, window: Window, digest: str, shard: int
+) -> list[FileEntry] | None:
+    """Write shard `shard` of a window (its meters' part files, replacing them; the window's manifest is removed
+    until the manifest step writes it again). None when the window's rows are written already."""
+    target = window_target(bucket, window)
+    if target is None:
+        return None
+    prefix, _ = target
+    stats: dict = {}
+    max_bytes = int(spec.output.max_part_mb * 1_000_000)
+    meters = shard_meters(spec)[shard]
+    with bucket.replace_prefix(prefix) as writer:
+        pieces = reading_pieces(spec, seed, ids, window, stats, meters)
+        files = write_pieces(writer, pieces, spec.output.format, max_bytes)
+        writer.finish()
+    record = {
+        "shard": shard, "shards": spec.day_shards, "meters": [meters.start, meters.stop], "spec_hash": digest,
+        "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
+        "zero_readings": stats.get("zero_readings", 0), "files": [f.as_json() for f in files],
+    }  # fmt: skip
+    bucket.store.put_bytes(shard_record_name(prefix, shard, spec.day_shards), orjson.dumps(record))
+    return files
+
+
+def commit_readings_shards(
+    bucket: BucketResource, spec: MetersSpec, seed: int, window: Window, digest: str, arrived_with: Window | None = None
+) -> PrefixResult | None:
+    """The manifest step of a sharded window: every shard's files in order, stale files and covered slices removed,
+    then the manifest. None when the window's rows are written already; an error naming the shard whose record is
+    missing or from another spec."""
+    target = window_target(bucket, window)
+    if target is None:
+        return None
+    prefix, also_remove = target
+    files: list[FileEntry] = []
+    zero_readings = 0
+    for shard in range(spec.day_shards):
+        name = shard_record_name(prefix, shard, spec.day_shards)
+        try:
+            record = orjson.loads(bucket.read_bytes(name))
+        except FileNotFoundError:
+            raise ValueError(f"{bucket.uri(prefix)}: shard {shard} of {spec.day_shards} was not written") from None
+        if record["spec_hash"] != digest:
+            raise ValueError(f"{bucket.uri(name)}: written for another spec ({record['spec_hash']}); re-run shard")
+        zero_readings += record["zero_readings"]
+        files += [FileEntry.from_json(f) for f in record["files"]]
+    with bucket.replace_prefix(prefix, also_remove) as writer:
+        writer.adopt(files)
+        rows = sum(f.rows for f in files)
+        return writer.commit(readings_manifest(spec, seed, window, digest, rows, zero_readings, arrived_with))
 
 
 def write_fleet(bucket: BucketResource, spec: MetersSpec, seed: int, ids: np.ndarray, digest: str) -> PrefixResult:
