@@ -1,9 +1,9 @@
 """Backfills on Celery workers through the RabbitMQ server on this machine (SYNTH_EXECUTOR=celery), with a Dagster
 instance in PostgreSQL that the run and the workers share (deploy/dagster.yaml on a scratch database).
 
-- Two named workers run a 4-day backfill of power_usage and meter_readings: both run steps (their names are in the
-  run's events), the steps go to the backfill and heavy queues, and the rows and files equal the same backfill
-  with the local executor byte for byte.
+- Two named workers run a 4-day backfill of power_usage and meter_readings, each meter day in 4 shard steps: both
+  run steps (their names are in the run's events), the steps go to the backfill and heavy queues, and the rows and
+  files equal the same backfill with the local executor and unsplit days, byte for byte.
 - A worker SIGKILLed (with its pool) in the middle of writing a meter day: the broker re-delivers the step to the
   other worker, the run succeeds and the day holds exactly the files of an undisturbed run.
 """
@@ -28,6 +28,7 @@ from synth_platform.execution import CELERY_QUEUE_TAG
 from synth_platform.resources import PROJECT_ROOT
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource
+from synth_platform.streams.meters import SHARDS
 from synth_platform.world.power_usage import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.celery_workers import Worker, start_worker, unique_queue
@@ -41,10 +42,11 @@ RANGE_TAGS = {"dagster/asset_partition_range_start": FIRST, "dagster/asset_parti
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
-def small_world(config_dir: Path, domains: list[str]) -> None:
+def small_world(config_dir: Path, domains: list[str], day_shards: int = 1) -> None:
     edit_yaml(config_dir / "world.yaml", domains=domains, start_date="2026-01-01")
     edit_yaml(config_dir / "power.yaml", **{"devices.count": 20, "usage.interval_minutes": 60})
-    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": 40, "interval_seconds": 60, "output.meters_per_part": 10})
+    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": 40, "interval_seconds": 60, "output.meters_per_part": 10,
+                                             "day_shards": day_shards})  # fmt: skip
 
 
 @pytest.fixture
@@ -125,7 +127,7 @@ def table_rows(url: str) -> dict[str, list[tuple]]:
 
 
 def test_two_workers_backfill_equals_the_local_executor(celery_env, workers, tmp_path, config_dir, monkeypatch):
-    small_world(config_dir, ["power", "meters"])
+    small_world(config_dir, ["power", "meters"], day_shards=4)
     queue = celery_env["SYNTH_CELERY_QUEUE"]
     with scratch_database(POSTGRES_ADMIN_URL) as celery_db, scratch_database(POSTGRES_ADMIN_URL) as local_db:
         env = {**celery_env, "SYNTH_DATABASE_URL": celery_db}
@@ -146,12 +148,14 @@ def test_two_workers_backfill_equals_the_local_executor(celery_env, workers, tmp
             assert record.dagster_run.status == dg.DagsterRunStatus.SUCCESS
             hosts = step_hosts(instance, record.dagster_run.run_id)
             queues = submitted_queues(instance, record.dagster_run.run_id)
-        assert {"power_usage", "meter_readings", "device_metadata", "meter_fleet"} <= set(hosts)
+        shards = {f"meter_readings.shard_{i}" for i in range(4)}
+        assert {"power_usage", "meter_readings.manifest", "device_metadata", "meter_fleet", *shards} <= set(hosts)
         assert {h for ran_on in hosts.values() for h in ran_on} == {w.node for w in workers}, hosts
-        assert queues.pop("meter_readings") == f"{queue}_heavy"
+        assert {queues.pop(step) for step in shards} == {f"{queue}_heavy"}
         assert set(queues.values()) == {f"{queue}_backfill"}
 
-        # the same backfill with the local executor, in this process, into other targets
+        # the same backfill with the local executor and one-step days, in this process, into other targets
+        small_world(config_dir, ["power", "meters"], day_shards=1)
         monkeypatch.delenv("SYNTH_EXECUTOR")
         monkeypatch.setenv("SYNTH_DATA_DIR", str(tmp_path / "local"))
         monkeypatch.setenv("SYNTH_DATABASE_URL", local_db)
@@ -167,6 +171,10 @@ def test_two_workers_backfill_equals_the_local_executor(celery_env, workers, tmp
     )
     assert celery_rows == local_rows
     local_files, celery_files = files_of(tmp_path / "local"), files_of(tmp_path / "celery")
+    records = [n for n in celery_files if n.startswith(SHARDS)]  # the shards' records, kept beside the stream
+    assert len(records) == 4 * 4
+    for name in records:
+        del celery_files[name]
     assert sum(n.startswith(f"meter_readings/dt={d}/") for n in local_files for d in ("2026-03-01", LAST)) == 10
     assert celery_files == local_files
 
