@@ -99,8 +99,11 @@ def backfill(env: dict[str, str]) -> float:
 
 
 def files_of(bucket: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(bucket)): p.read_bytes() for p in sorted(bucket.rglob("*")) if p.is_file()
-            and not p.name.startswith(".")}  # fmt: skip
+    return {
+        str(p.relative_to(bucket)): p.read_bytes()
+        for p in sorted(bucket.rglob("*"))
+        if p.is_file() and not p.name.startswith(".")
+    }
 
 
 def main() -> bool:
@@ -117,10 +120,20 @@ def main() -> bool:
         shutil.copy(PROJECT_ROOT / "deploy" / "dagster.yaml", home / "dagster.yaml")
         queue = unique_queue("synth_bench")
         instance_env = {"DAGSTER_HOME": str(home), **dagster_pg_env(pg)}
-        base = {**os.environ, **instance_env, "SYNTH_CONFIG_DIR": str(config), "SYNTH_CELERY_BROKER": RABBITMQ_URL,
-                "SYNTH_CELERY_QUEUE": queue}  # fmt: skip
-        for name in ("SYNTH_DATABASE_URL", "SYNTH_BUCKET_URL", "SYNTH_EXECUTOR", "SYNTH_CELERY_HEAVY_QUEUE",
-                     "SYNTH_CELERY_BACKFILL_QUEUE"):  # fmt: skip
+        base = {
+            **os.environ,
+            **instance_env,
+            "SYNTH_CONFIG_DIR": str(config),
+            "SYNTH_CELERY_BROKER": RABBITMQ_URL,
+            "SYNTH_CELERY_QUEUE": queue,
+        }
+        for name in (
+            "SYNTH_DATABASE_URL",
+            "SYNTH_BUCKET_URL",
+            "SYNTH_EXECUTOR",
+            "SYNTH_CELERY_HEAVY_QUEUE",
+            "SYNTH_CELERY_BACKFILL_QUEUE",
+        ):
             base.pop(name, None)
         os.environ.update(instance_env)
         print(f"backfill: {len(DAYS)} days x {METERS:,} meters at 10 s = {rows:,} readings, one run per day")
@@ -140,8 +153,11 @@ def main() -> bool:
                         worker.wait_ready()
                 results[mode] = backfill(env)
                 outputs[mode] = files_of(root / f"data-{count}" / "bucket")
-                print(f"  {mode:<18} {results[mode]:6.1f} s  {rows / results[mode]:>12,.0f} readings/s  "
-                      f"{results['local executor'] / results[mode]:.2f}x the local executor", flush=True)  # fmt: skip
+                print(
+                    f"  {mode:<18} {results[mode]:6.1f} s  {rows / results[mode]:>12,.0f} readings/s  "
+                    f"{results['local executor'] / results[mode]:.2f}x the local executor",
+                    flush=True,
+                )
 
             # per-step overhead, with the first worker still up (the second one stopped)
             workers.pop().stop()
@@ -156,14 +172,18 @@ def main() -> bool:
             for worker in workers:
                 worker.stop()
         per_step = (celery - in_process) / STEPS
-        print(f"per step ({STEPS} chained no-op steps): in-process {in_process / STEPS * 1000:.0f} ms, "
-              f"multiprocess {multiprocess / STEPS * 1000:.0f} ms, celery {celery / STEPS * 1000:.0f} ms; "
-              f"broker overhead {per_step * 1000:.0f} ms per step")  # fmt: skip
+        print(
+            f"per step ({STEPS} chained no-op steps): in-process {in_process / STEPS * 1000:.0f} ms, "
+            f"multiprocess {multiprocess / STEPS * 1000:.0f} ms, celery {celery / STEPS * 1000:.0f} ms; "
+            f"broker overhead {per_step * 1000:.0f} ms per step"
+        )
 
     identical = all(files == outputs["local executor"] for files in outputs.values())
     ok = identical and per_step < 2.0
-    print(f"targets: identical files in every mode ({'yes' if identical else 'NO'}), broker overhead < 2 s per step "
-          f"({per_step:.2f} s): {'met' if ok else 'NOT met'}")  # fmt: skip
+    print(
+        f"targets: identical files in every mode ({'yes' if identical else 'NO'}), broker overhead < 2 s per step "
+        f"({per_step:.2f} s): {'met' if ok else 'NOT met'}"
+    )
     return ok
 
 

@@ -63,8 +63,19 @@ def start_worker(
     name carries the first queue's (unique) name: node names are unique on a broker."""
     node = f"{name}-{queues[0]}@{socket.gethostname()}"
     log = log_dir / f"worker-{name}.log"
-    args = ["worker", "-Q", ",".join(queues), "-n", node, "-c", str(concurrency), "-l", "INFO",
-            "--without-gossip", "--without-mingle"]  # fmt: skip
+    args = [
+        "worker",
+        "-Q",
+        ",".join(queues),
+        "-n",
+        node,
+        "-c",
+        str(concurrency),
+        "-l",
+        "INFO",
+        "--without-gossip",
+        "--without-mingle",
+    ]
     if preamble:
         command = [sys.executable, "-c", f"import sys\n{preamble}\n{_WORKER_MAIN}", *args]
     else:
@@ -72,6 +83,10 @@ def start_worker(
     with open(log, "wb") as out:
         proc = subprocess.Popen(
             command,
-            cwd=PROJECT_ROOT, env=dict(env), stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            cwd=PROJECT_ROOT,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     return Worker(node, proc, log)

@@ -64,6 +64,10 @@ def rabbitmq_url() -> str:
 def dagster_pg_env(url: str) -> dict[str, str]:
     """The DAGSTER_PG_* variables deploy/dagster.yaml reads, for a database URL (a scratch database)."""
     parsed = sa.make_url(url)
-    return {"DAGSTER_PG_HOST": parsed.host, "DAGSTER_PG_PORT": str(parsed.port or 5432),
-            "DAGSTER_PG_USER": parsed.username, "DAGSTER_PG_PASSWORD": parsed.password or "",
-            "DAGSTER_PG_DB": parsed.database}  # fmt: skip
+    return {
+        "DAGSTER_PG_HOST": parsed.host,
+        "DAGSTER_PG_PORT": str(parsed.port or 5432),
+        "DAGSTER_PG_USER": parsed.username,
+        "DAGSTER_PG_PASSWORD": parsed.password or "",
+        "DAGSTER_PG_DB": parsed.database,
+    }

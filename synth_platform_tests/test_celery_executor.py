@@ -45,8 +45,10 @@ DAGSTER = str(Path(sys.executable).with_name("dagster"))
 def small_world(config_dir: Path, domains: list[str], day_shards: int = 1) -> None:
     edit_yaml(config_dir / "world.yaml", domains=domains, start_date="2026-01-01")
     edit_yaml(config_dir / "power.yaml", **{"devices.count": 20, "usage.interval_minutes": 60})
-    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": 40, "interval_seconds": 60, "output.meters_per_part": 10,
-                                             "day_shards": day_shards})  # fmt: skip
+    edit_yaml(
+        config_dir / "meters.yaml",
+        **{"fleet.count": 40, "interval_seconds": 60, "output.meters_per_part": 10, "day_shards": day_shards},
+    )
 
 
 @pytest.fixture
@@ -69,7 +71,7 @@ def celery_env(tmp_path: Path, config_dir: Path, monkeypatch) -> Iterator[dict[s
             "SYNTH_CELERY_QUEUE": queue,
             "SYNTH_CELERY_BACKFILL_QUEUE": f"{queue}_backfill",
             "SYNTH_CELERY_HEAVY_QUEUE": f"{queue}_heavy",
-        }  # fmt: skip
+        }
         for name, value in env.items():
             monkeypatch.setenv(name, value)
         yield {**os.environ, **env}
@@ -137,10 +139,23 @@ def test_two_workers_backfill_equals_the_local_executor(celery_env, workers, tmp
             worker.wait_ready()
         backfill = {**RANGE_TAGS, "dagster/backfill": "celery-test"}
         run = subprocess.run(
-            [DAGSTER, "job", "execute", "-m", "synth_platform.definitions", "-j", MAIN_JOB, "--tags",
-             json.dumps(backfill)],
-            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=180,
-        )  # fmt: skip
+            [
+                DAGSTER,
+                "job",
+                "execute",
+                "-m",
+                "synth_platform.definitions",
+                "-j",
+                MAIN_JOB,
+                "--tags",
+                json.dumps(backfill),
+            ],
+            cwd=PROJECT_ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
         assert run.returncode == 0, run.stdout[-4000:] + run.stderr[-4000:]
 
         with shared_instance(env) as instance:
@@ -214,10 +229,23 @@ def test_worker_killed_mid_step_the_step_is_redelivered(celery_env, workers, tmp
     workers.append(doomed)
     doomed.wait_ready()
     run = subprocess.Popen(
-        [DAGSTER, "asset", "materialize", "-m", "synth_platform.definitions", "--select", "meter_readings",
-         "--partition", day],
-        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
+        [
+            DAGSTER,
+            "asset",
+            "materialize",
+            "-m",
+            "synth_platform.definitions",
+            "--select",
+            "meter_readings",
+            "--partition",
+            day,
+        ],
+        cwd=PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         wait_for(signal_file, run, doomed)
         assert list(files_of(tmp_path / "celery", f"meter_readings/dt={day}/")) == [
@@ -244,9 +272,11 @@ def test_worker_killed_mid_step_the_step_is_redelivered(celery_env, workers, tmp
     with dg.instance_for_test() as local_instance:
         defs = build_definitions(load_platform(config_dir))
         assert dg.materialize(
-            [defs.get_assets_def("meter_readings")], instance=local_instance, partition_key=day,
+            [defs.get_assets_def("meter_readings")],
+            instance=local_instance,
+            partition_key=day,
             resources=defs.resources,
-        ).success  # fmt: skip
+        ).success
     prefix = f"meter_readings/dt={day}/"
     assert files_of(tmp_path / "celery", prefix) == files_of(tmp_path / "local", prefix)
     assert len(files_of(tmp_path / "celery", prefix)) == 5  # 4 parts and the manifest

@@ -153,12 +153,18 @@ def test_k8s_instance_config_loads_and_builds_the_k8s_run_launcher(tmp_path, pos
 
     # Outside a cluster the launcher is pointed at a kubeconfig instead; everything else is the file's.
     kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(yaml.safe_dump({
-        "apiVersion": "v1", "kind": "Config", "current-context": "test",
-        "clusters": [{"name": "test", "cluster": {"server": "https://127.0.0.1:1"}}],
-        "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
-        "users": [{"name": "test", "user": {"token": "unused"}}],
-    }))  # fmt: skip
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "current-context": "test",
+                "clusters": [{"name": "test", "cluster": {"server": "https://127.0.0.1:1"}}],
+                "contexts": [{"name": "test", "context": {"cluster": "test", "user": "test"}}],
+                "users": [{"name": "test", "user": {"token": "unused"}}],
+            }
+        )
+    )
     launcher_config.update(load_incluster_config=False, kubeconfig_file=str(kubeconfig))
     (home / "dagster.yaml").write_text(yaml.safe_dump(config))
     for name, value in dagster_pg_env(postgres_url).items():
@@ -200,8 +206,7 @@ def test_helm_run_launcher_values_are_a_valid_k8s_run_launcher_config(helm):
     processed = process_config(K8sRunLauncher.config_type(), config)
     assert processed.success, processed.errors
     k8s = load(DEPLOY / "dagster-k8s.yaml")["run_launcher"]["config"]
-    for key in ("env_config_maps", "env_secrets", "run_k8s_config", "service_account_name",
-                "postgres_password_secret"):  # fmt: skip
+    for key in ("env_config_maps", "env_secrets", "run_k8s_config", "service_account_name", "postgres_password_secret"):
         assert config[key] == k8s[key], key
 
 
@@ -247,8 +252,9 @@ def image_facts() -> dict:
 
 
 def test_dockerfile_passes_hadolint():
-    result = subprocess.run([str(HADOLINT), "--failure-threshold", "info", "Dockerfile"], cwd=PROJECT_ROOT,
-                            capture_output=True, text=True)  # fmt: skip
+    result = subprocess.run(
+        [str(HADOLINT), "--failure-threshold", "info", "Dockerfile"], cwd=PROJECT_ROOT, capture_output=True, text=True
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -258,7 +264,9 @@ def test_dockerfile_slim_base_non_root_user_and_entrypoint():
     assert image["uid"] > 0 and image["user_index"] > image["run_index"], "runs as a non-root user after setup"
     assert image["entrypoint"].json and image["entrypoint"].value == ("dumb-init", "--")
     assert image["cmd"][:3] == ("dagster", "code-server", "start") and image["cmd"][-2:] == (
-        "-m", "synth_platform.definitions")  # fmt: skip
+        "-m",
+        "synth_platform.definitions",
+    )
     assert image["env"]["NUMBA_CACHE_DIR"] and image["env"]["SYNTH_CONFIG_DIR"].endswith("/config")
 
 
@@ -269,7 +277,8 @@ def test_dockerfile_numba_warm_up_compiles_the_renderer(tmp_path):
     assert argv[:2] == ["python", "-c"]
     cache = tmp_path / "numba"
     env = {"PATH": "/usr/bin:/bin", "NUMBA_CACHE_DIR": str(cache)}
-    result = subprocess.run([sys.executable, "-c", argv[2]], env=env, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=300)  # fmt: skip
+    result = subprocess.run(
+        [sys.executable, "-c", argv[2]], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert list(cache.rglob("*render_rows*.nbc")), "the renderer was not compiled into NUMBA_CACHE_DIR"

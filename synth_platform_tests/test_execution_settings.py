@@ -25,15 +25,18 @@ def test_local_executor_by_default(monkeypatch, config_dir):
     monkeypatch.delenv("SYNTH_EXECUTOR", raising=False)
     found = jobs(monkeypatch, config_dir)
     assert {n: j.executor_def.name for n, j in found.items()} == {
-        MAIN_JOB: "multi_or_in_process_executor", "daily_close": "multi_or_in_process_executor",
-        "__ASSET_JOB": "multi_or_in_process_executor", "live_power_usage": "in_process",
-    }  # fmt: skip
+        MAIN_JOB: "multi_or_in_process_executor",
+        "daily_close": "multi_or_in_process_executor",
+        "__ASSET_JOB": "multi_or_in_process_executor",
+        "live_power_usage": "in_process",
+    }
     assert heavy_step_tags({}) == {}
 
 
 def test_celery_for_main_close_and_backfills_live_stays_in_process(monkeypatch, config_dir):
-    found = jobs(monkeypatch, config_dir, SYNTH_EXECUTOR="celery", SYNTH_CELERY_BROKER=BROKER,
-                 SYNTH_CELERY_HEAVY_QUEUE="heavy")  # fmt: skip
+    found = jobs(
+        monkeypatch, config_dir, SYNTH_EXECUTOR="celery", SYNTH_CELERY_BROKER=BROKER, SYNTH_CELERY_HEAVY_QUEUE="heavy"
+    )
     assert {n: j.executor_def.name for n, j in found.items()} == {
         MAIN_JOB: "celery",
         "daily_close": "celery",
@@ -62,13 +65,17 @@ def test_kubernetes_executor(monkeypatch, config_dir):
     [
         ({"SYNTH_EXECUTOR": "dask"}, "SYNTH_EXECUTOR='dask': must be one of local, celery, k8s"),
         ({"SYNTH_EXECUTOR": "celery"}, "SYNTH_CELERY_BROKER is not set"),
-        ({"SYNTH_EXECUTOR": "celery", "SYNTH_CELERY_BROKER": f"http://u:{SECRET}@host/"},
-         "SYNTH_CELERY_BROKER='http://u:***@host/': the scheme must be one of amqp://"),
-        ({"SYNTH_EXECUTOR": "celery", "SYNTH_CELERY_BROKER": BROKER, "SYNTH_CELERY_QUEUE": "a b"},
-         "SYNTH_CELERY_QUEUE='a b': a queue name is letters"),
+        (
+            {"SYNTH_EXECUTOR": "celery", "SYNTH_CELERY_BROKER": f"http://u:{SECRET}@host/"},
+            "SYNTH_CELERY_BROKER='http://u:***@host/': the scheme must be one of amqp://",
+        ),
+        (
+            {"SYNTH_EXECUTOR": "celery", "SYNTH_CELERY_BROKER": BROKER, "SYNTH_CELERY_QUEUE": "a b"},
+            "SYNTH_CELERY_QUEUE='a b': a queue name is letters",
+        ),
         ({"SYNTH_EXECUTOR": "k8s", "SYNTH_K8S_MAX_CONCURRENT": "0"}, "SYNTH_K8S_MAX_CONCURRENT='0': must be"),
     ],
-)  # fmt: skip
+)
 def test_bad_settings_name_the_variable_never_the_password(env, message):
     with pytest.raises(ExecutionConfigError) as error:
         executor_from_env(env)

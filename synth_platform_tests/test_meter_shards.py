@@ -28,8 +28,10 @@ PREFIX = f"{READINGS}/dt={DAY}/"
 
 def world(config_dir: Path, shards: int, **meters: object) -> None:
     edit_yaml(config_dir / "world.yaml", domains=["meters"], start_date="2026-01-01")
-    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": 45, "interval_seconds": 60,
-                                             "output.meters_per_part": 5, "day_shards": shards, **meters})  # fmt: skip
+    edit_yaml(
+        config_dir / "meters.yaml",
+        **{"fleet.count": 45, "interval_seconds": 60, "output.meters_per_part": 5, "day_shards": shards, **meters},
+    )
 
 
 def sharded_job() -> dg.JobDefinition:
@@ -84,11 +86,14 @@ def test_sharded_day_equals_the_one_step_day_and_one_shard_reruns_alone(
     # re-run shard 2 (meters 20..29: parts 4 and 5) and the manifest step, as the UI's "re-execute from step" does
     before = {n: os.stat(sharded_dir / n) for n in bucket.list(PREFIX)}
     rerun = dg.execute_job(
-        dg.reconstructable(sharded_job), shared_instance, run_config=IN_PROCESS, tags=partition_range(DAY),
+        dg.reconstructable(sharded_job),
+        shared_instance,
+        run_config=IN_PROCESS,
+        tags=partition_range(DAY),
         reexecution_options=dg.ReexecutionOptions(
             parent_run_id=run.run_id, step_selection=["meter_readings.shard_2", "meter_readings.manifest"]
         ),
-    )  # fmt: skip
+    )
     assert rerun.success
     after = {n: os.stat(sharded_dir / n) for n in bucket.list(PREFIX)}
     rewritten = {

@@ -226,10 +226,14 @@ def write_readings_shard(
         files = write_pieces(writer, pieces, spec.output.format, max_bytes)
         writer.finish()
     record = {
-        "shard": shard, "shards": spec.day_shards, "meters": [meters.start, meters.stop], "spec_hash": digest,
+        "shard": shard,
+        "shards": spec.day_shards,
+        "meters": [meters.start, meters.stop],
+        "spec_hash": digest,
         "window": {"start": window.start.isoformat(), "end": window.end.isoformat()},
-        "zero_readings": stats.get("zero_readings", 0), "files": [f.as_json() for f in files],
-    }  # fmt: skip
+        "zero_readings": stats.get("zero_readings", 0),
+        "files": [f.as_json() for f in files],
+    }
     bucket.store.put_bytes(shard_record_name(prefix, shard, spec.day_shards), orjson.dumps(record))
     return files
 
