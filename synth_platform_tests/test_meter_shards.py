@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import hashlib
 import os
+from datetime import UTC, datetime
 from pathlib import Path
+from types import SimpleNamespace
 
 import dagster as dg
 import pytest
@@ -14,6 +16,7 @@ import pytest
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.definitions import MAIN_JOB, build_definitions
 from synth_platform.domains import load_platform
+from synth_platform.domains import meters as meters_domain
 from synth_platform.sinks.files import BucketResource
 from synth_platform.specs.loader import SpecError, spec_hash
 from synth_platform.streams.meters import READINGS, SHARDS, commit_readings_shards, shard_meters
@@ -131,6 +134,12 @@ def test_manifest_step_names_a_missing_shard(tmp_path, config_dir, shared_instan
         commit_readings_shards(
             bucket, spec, platform.world.seed, Window.for_day(DAY), spec_hash(spec, platform.world.seed)
         )
+
+    # retention deletes the shards' records with their day
+    (rule,) = meters_domain.retention(spec)
+    deleted = rule.delete(SimpleNamespace(bucket=bucket), datetime(2026, 3, 3, tzinfo=UTC))
+    assert deleted[bucket.uri(f"{SHARDS}{READINGS}/")] == 2
+    assert bucket.list(SHARDS) == {} and bucket.list(PREFIX) == {}
 
 
 def test_shards_stay_out_of_the_spec_hash_and_need_whole_parts(config_dir):
