@@ -170,7 +170,8 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             )
         preview = None
         if windows:
-            first = readings(spec, seed, np.arange(1), fleet_ids()[:1], windows[0])
+            # the first meter's id without the whole fleet's: the first ids of a fleet do not depend on its size
+            first = readings(spec, seed, np.arange(1), id_numbers(seed, 1, spec.fleet.id_format), windows[0])
             preview = to_table(first, spec.fleet.id_format, spec.output.record).slice(0, 5)
         return provenance(
             seed=seed,
