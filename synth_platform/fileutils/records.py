@@ -1,10 +1,10 @@
-"""Streaming CSV and NDJSON records, each with the exact text it came from, one record in memory at a time."""
+"""CSV records as Python's csv module reads them, each with the exact text it came from; and atomic output files."""
 
 from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,47 +22,35 @@ class Record:
     raw: str  # the record's text as in the file, line ending(s) included
 
 
-def csv_records(path: Path, delimiter: str = ",") -> Iterator[Record]:
-    """Records of a UTF-8 CSV file (a byte-order mark is dropped); blank lines are not records.
+def csv_records(path: Path, text: Iterable[str], delimiter: str = ",", first_line: int = 1) -> Iterator[Record]:
+    """Records of CSV text read as by `open(path, newline="")` from `first_line` on; blank lines are not records.
 
     csv.reader pulls physical lines only until a record is complete, so the lines consumed since the previous
     record are exactly this record's text, quoted newlines included: the splitter writes them back unchanged.
+    This is the reference reading; blocks.py finds the same records without a Python loop per record.
     """
     raw: list[str] = []
-    line_no = 0
-    first = 1
-    with open(path, encoding="utf-8-sig", newline="") as file:
+    line_no = first_line - 1
+    first = first_line
 
-        def lines() -> Iterator[str]:
-            nonlocal line_no
-            for line in file:
-                line_no += 1
-                raw.append(line)
-                yield line
+    def lines() -> Iterator[str]:
+        nonlocal line_no
+        for line in text:
+            line_no += 1
+            raw.append(line)
+            yield line
 
-        reader = csv.reader(lines(), delimiter=delimiter, strict=True)
-        try:
-            for fields in reader:
-                if fields:
-                    yield Record(first, fields, "".join(raw))
-                raw.clear()
-                first = line_no + 1
-        except csv.Error as exc:
-            raise FileFormatError(f"{path}: record starting on line {first}: {exc}") from None
-        except UnicodeDecodeError as exc:
-            raise FileFormatError(f"{path}: not UTF-8 text after line {line_no}: {exc.reason}") from None
-
-
-def ndjson_lines(path: Path) -> Iterator[Record]:
-    """Non-blank lines of an NDJSON file as raw text (not parsed: a splitter has no reason to)."""
-    with open(path, "rb") as file:
-        for line_no, line in enumerate(file, 1):
-            if line.strip():
-                try:
-                    text = line.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    raise FileFormatError(f"{path}: line {line_no}: not UTF-8 text: {exc.reason}") from None
-                yield Record(line_no, [], text)
+    reader = csv.reader(lines(), delimiter=delimiter, strict=True)
+    try:
+        for fields in reader:
+            if fields:
+                yield Record(first, fields, "".join(raw))
+            raw.clear()
+            first = line_no + 1
+    except csv.Error as exc:
+        raise FileFormatError(f"{path}: record starting on line {first}: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise FileFormatError(f"{path}: not UTF-8 text after line {line_no}: {exc.reason}") from None
 
 
 @contextmanager

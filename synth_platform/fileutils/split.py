@@ -1,20 +1,27 @@
 """Split a CSV or NDJSON file into parts of at most `max_bytes`, whole records only, the CSV header in each part.
 
 Records are copied byte for byte (a CSV record with quoted newlines stays one record in one part), so the parts,
-minus their repeated headers, concatenate back to the input; only a missing final line ending is added.
+minus their repeated headers, concatenate back to the input; only a missing final line ending is added. Records
+come in blocks (blocks.py) and each part takes as many whole records as fit (a binary search over the block's
+cumulative record sizes), written as one slice of the block per run of adjacent records.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO
 
-from synth_platform.fileutils.records import FileFormatError, Record, atomic_output, csv_records, ndjson_lines
+import numpy as np
 
-Format = Literal["csv", "ndjson"]
+from synth_platform.fileutils.blocks import DEFAULT_BLOCK_SIZE, Block, Format, record_blocks, split_header
+from synth_platform.fileutils.progress import progress
+from synth_platform.fileutils.records import FileFormatError, atomic_output
+
 _SUFFIX_FORMATS: dict[str, Format] = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
 
@@ -48,55 +55,113 @@ def part_path(source: Path, out_dir: Path, index: int) -> Path:
     return out_dir / f"{source.stem}.part-{index:05d}{source.suffix}"
 
 
+class _Parts:
+    """The part being filled (open as an atomic output) and the parts already complete."""
+
+    def __init__(self, source: Path, out_dir: Path, head: bytes):
+        self.source, self.out_dir, self.head = source, out_dir, head
+        self.done: list[Part] = []
+        self._output: AbstractContextManager[BinaryIO] | None = None
+        self._out: BinaryIO | None = None
+        self.size = self.records = 0
+
+    def write(self, pieces: list[memoryview], nbytes: int, records: int) -> None:
+        if self._out is None:
+            self._output = atomic_output(part_path(self.source, self.out_dir, len(self.done) + 1))
+            self._out = self._output.__enter__()
+            self._out.write(self.head)
+            self.size, self.records = len(self.head), 0
+        self._out.writelines(pieces)
+        self.size += nbytes
+        self.records += records
+
+    def close(self) -> None:
+        if self._output is not None:
+            self._output.__exit__(None, None, None)
+            self.done.append(Part(part_path(self.source, self.out_dir, len(self.done) + 1), self.records, self.size))
+            self._output = self._out = None
+
+    def abort(self, exc: BaseException) -> None:
+        if self._output is not None:
+            self._output.__exit__(type(exc), exc, exc.__traceback__)  # the half part is deleted, never renamed
+
+    @property
+    def room(self) -> int:
+        return self.size if self._out is not None else len(self.head)
+
+
 def split_file(
-    source: Path, out_dir: Path, max_bytes: int, fmt: Format | None = None, delimiter: str = ","
+    source: Path,
+    out_dir: Path,
+    max_bytes: int,
+    fmt: Format | None = None,
+    delimiter: str = ",",
+    *,
+    block_size: int = DEFAULT_BLOCK_SIZE,
+    show_progress: bool = False,
 ) -> list[Part]:
     """Write the parts (each renamed into place when complete) and remove stale parts of an earlier split."""
     fmt = fmt or detect_format(source)
-    header, records = _records(source, fmt, delimiter)
-    head = header.encode() if header else b""
-    eol = "\r\n" if header.endswith("\r\n") else "\n"
-    parts: list[Part] = []
-    pending: list[bytes] = []
-    size = len(head)
-
-    def flush() -> None:
-        nonlocal size
-        path = part_path(source, out_dir, len(parts) + 1)
-        with atomic_output(path) as out:
-            out.write(head)
-            out.writelines(pending)
-        parts.append(Part(path, len(pending), size))
-        pending.clear()
-        size = len(head)
-
-    for r in records:
-        data = (r.raw if r.raw.endswith("\n") else r.raw + eol).encode()
-        if len(head) + len(data) > max_bytes:
-            raise FileFormatError(
-                f"{source}: the record on line {r.line} is {len(data)} bytes"
-                + (f" (+ {len(head)} bytes of header)" if head else "")
-                + f", more than parts of {max_bytes} bytes can hold; raise --max-size"
-            )
-        if size + len(data) > max_bytes:
-            flush()
-        pending.append(data)
-        size += len(data)
-    if pending or not parts:
-        flush()  # an input without records still gives one part (the header alone for CSV)
-    _remove_stale(source, out_dir, len(parts))
-    return parts
+    head, blocks = _header(source, fmt, record_blocks(source, fmt, delimiter, block_size))
+    eol = b"\r\n" if head.endswith(b"\r\n") else b"\n"
+    parts = _Parts(source, out_dir, head)
+    with progress(source, "split", show_progress) as bar:
+        try:
+            for block in blocks:
+                _pack(source, block, parts, max_bytes, eol)
+                bar.update(block.stop - bar.n)
+        except BaseException as exc:
+            parts.abort(exc)
+            raise
+    if parts.records or not parts.done:
+        parts.write([], 0, 0)  # an input without records still gives one part (the header alone for CSV)
+    parts.close()
+    _remove_stale(source, out_dir, len(parts.done))
+    return parts.done
 
 
-def _records(source: Path, fmt: Format, delimiter: str) -> tuple[str, Iterator[Record]]:
+def _pack(source: Path, block: Block, parts: _Parts, max_bytes: int, eol: bytes) -> None:
+    a = np.frombuffer(block.data, np.uint8)
+    # a record without a line ending (the file's last, or one the csv module ended at a bare CR) gets `eol`
+    unended = a[block.ends - 1] != ord("\n") if len(block) else np.zeros(0, bool)
+    lengths = block.ends - block.starts + unended * len(eol)
+    too_big = np.flatnonzero(lengths > max_bytes - len(parts.head))
+    n = int(too_big[0]) if len(too_big) else len(block)
+    cumulative = np.cumsum(lengths[:n])
+    # runs of records written as one slice end where a blank line was left out or a line ending is added
+    gaps = np.flatnonzero(block.starts[1:n] != block.ends[: n - 1]) + 1 if n else np.empty(0, np.int64)
+    breaks = np.union1d(gaps, np.flatnonzero(unended[:n]) + 1)
+    data = memoryview(block.data)
+    i = 0
+    while i < n:
+        base = int(cumulative[i - 1]) if i else 0
+        j = int(np.searchsorted(cumulative, base + max_bytes - parts.room, "right"))
+        if j == i:  # the next record does not fit in this part
+            parts.close()
+            continue
+        cuts = [i, *breaks[np.searchsorted(breaks, i, "right") : np.searchsorted(breaks, j, "left")].tolist(), j]
+        pieces = []
+        for lo, hi in itertools.pairwise(cuts):
+            pieces.append(data[block.starts[lo] : block.ends[hi - 1]])
+            if unended[hi - 1]:
+                pieces.append(memoryview(eol))
+        parts.write(pieces, int(cumulative[j - 1]) - base, j - i)
+        i = j
+    if n < len(block):
+        head = f" (+ {len(parts.head)} bytes of header)" if parts.head else ""
+        raise FileFormatError(
+            f"{source}: the record on line {block.line(n)} is {lengths[n]} bytes{head}, more than parts of "
+            f"{max_bytes} bytes can hold; raise --max-size"
+        )
+
+
+def _header(source: Path, fmt: Format, blocks: Iterator[Block]) -> tuple[bytes, Iterator[Block]]:
+    """The CSV header record (its own text, LF added if the file ends right after it) and the blocks after it."""
     if fmt == "ndjson":
-        return "", ndjson_lines(source)
-    records = csv_records(source, delimiter)
-    header = next(records, None)
-    if header is None:
-        raise FileFormatError(f"{source}: empty file (a header line is required)")
-    raw = header.raw if header.raw.endswith("\n") else header.raw + "\n"
-    return raw, records
+        return b"", blocks
+    first, blocks = split_header(source, blocks)
+    raw = first.data[int(first.starts[0]) : int(first.ends[0])]
+    return (raw if raw.endswith(b"\n") else raw + b"\n"), blocks
 
 
 def _remove_stale(source: Path, out_dir: Path, kept: int) -> None:
