@@ -1,8 +1,8 @@
 """CSV -> NDJSON in bounded memory: every data row becomes one JSON object, typed by a schema or by inference.
 
-Blocks of whole records (blocks.py) are parsed by pyarrow's CSV reader into string columns, typed and rendered a
-column at a time (csv_types.py) and joined into NDJSON lines, on `jobs` threads, written in file order. Blocks the
-csv module read (irregular quoting) arrive already split into fields. A block pyarrow cannot parse (a row with the
+Blocks of whole records (blocks.py) are parsed by pyarrow's CSV reader into string columns, typed a column at a
+time (csv_types.py) and rendered into NDJSON lines (kernels.py), on `jobs` threads, written in file order. Blocks
+the csv module read (irregular quoting) arrive already split into fields. A block pyarrow cannot parse (a row with the
 wrong number of fields) is read again by the csv module, which names the line.
 """
 
@@ -21,7 +21,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
-from synth_platform.fileutils import ndjson_rows
+from synth_platform.fileutils import kernels
 from synth_platform.fileutils.blocks import DEFAULT_BLOCK_SIZE, Block, record_blocks, split_header
 from synth_platform.fileutils.csv_types import ColumnType, Inference, ValueMismatch, json_column
 from synth_platform.fileutils.parallel import ordered_map
@@ -212,7 +212,7 @@ def csv_to_ndjson(
             raise parsed.error
         if not table.num_rows:
             return block, 0, None
-        return block, table.num_rows, ndjson_rows.render(columns, literals)
+        return block, table.num_rows, kernels.render(columns, literals)
 
     rows = written = 0
     with _output(target) as out, progress(source, "converting", show_progress) as bar:

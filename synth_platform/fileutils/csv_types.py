@@ -1,5 +1,5 @@
-"""Column types for CSV -> NDJSON, from a schema file or inferred from the values, checked and rendered a column
-at a time (pyarrow compute, RE2 patterns).
+"""Column types for CSV -> NDJSON, from a schema file or inferred from the values, checked and converted a column
+at a time (compiled checks in kernels.py, pyarrow casts, one orjson call per float column).
 
 Types are deliberately few, because JSON has few: string, int, float, bool. An empty field is null for the typed
 ones (and for strings only with --empty-as-null). Inference never picks a type that would change what a value
@@ -18,25 +18,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pydantic
 
-from synth_platform.fileutils import ndjson_rows
+from synth_platform.fileutils import kernels
 from synth_platform.specs.loader import Spec, load
 
 ColumnType = Literal["string", "int", "float", "bool"]
 
 # Inference refuses leading zeros (they carry meaning, as in "007"); a column declared numeric accepts them.
-# RE2's `$` is the end of the text (a value ending in a newline does not match), and no (?i): RE2 case folding
-# would let "falſe" pass as a bool.
-_INFERRED = {
-    "bool": r"^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$",
-    "int": r"^[+-]?(0|[1-9][0-9]*)$",
-    "float": r"^[+-]?((0|[1-9][0-9]*)(\.[0-9]+)?|\.[0-9]+)([eE][+-]?[0-9]+)?$",
-}
-_DECLARED = {
-    **_INFERRED,
-    "int": r"^[+-]?[0-9]+$",
-    "float": r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$",
-}
-_TRUE = r"^[Tt][Rr][Uu][Ee]$"
+# int: [+-]?[0-9]+, float: [+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?, bool: true/false in any case.
+_INFERRED = {"bool": kernels.BOOL_TEXT, "int": kernels.INT_STRICT, "float": kernels.FLOAT_STRICT}
+_DECLARED = {"bool": kernels.BOOL_TEXT, "int": kernels.INT_TEXT, "float": kernels.FLOAT_TEXT}
 _INT64 = 2**63
 _NUMBER = {"int": pa.int64(), "float": pa.float64()}
 
@@ -51,13 +41,15 @@ def load_schema(file: Path) -> dict[str, ColumnType]:
     return dict(load(CsvSchema, file).columns)
 
 
-def _fits(values: pa.Array, type_: ColumnType, patterns: dict[str, str]) -> np.ndarray:
-    """Whether each (non-empty) value is text of `type_`."""
-    ok = pc.match_substring_regex(values, patterns[type_]).to_numpy(zero_copy_only=False)
-    if type_ == "int":  # the pattern allows any length; 64 bits are checked in Python for the few long values
-        for i in np.flatnonzero(ok & (pc.binary_length(values).to_numpy(zero_copy_only=False) >= 19)):
-            ok[i] = -_INT64 <= int(values[int(i)].as_py()) < _INT64
-    return ok
+def _first_misfit(column: pa.Array, type_: ColumnType, grammars: dict[str, int]) -> int:
+    """Index of the first non-empty value that is not text of `type_`, or -1."""
+    bad = kernels.first_misfit(column, grammars[type_])
+    if type_ == "int":  # the grammar allows any length; 64 bits are checked in Python for the few long values
+        checked = column.slice(0, bad if bad >= 0 else len(column))
+        for i in np.flatnonzero(pc.binary_length(checked).to_numpy(zero_copy_only=False) >= 19).tolist():
+            if not -_INT64 <= int(column[i].as_py()) < _INT64:
+                return i
+    return bad
 
 
 class Inference:
@@ -70,11 +62,10 @@ class Inference:
     def fitting(self, table: pa.Table) -> list[set[ColumnType]]:
         """Per column, the candidates still open that every non-empty value of `table` fits. Pure, so blocks can
         be checked in parallel and merged in order with `observe`."""
-        result = []
-        for column, open_ in zip(table.columns, self.candidates, strict=True):
-            values = pc.filter(column, pc.not_equal(column, ""))
-            result.append({t for t in set(open_) if len(values) == 0 or _fits(values, t, _INFERRED).all()})
-        return result
+        return [
+            {t for t in set(open_) if _first_misfit(column.combine_chunks(), t, _INFERRED) < 0}
+            for column, open_ in zip(table.columns, self.candidates, strict=True)
+        ]
 
     def observe(self, fitting: list[set[ColumnType]]) -> None:
         for candidates, fit in zip(self.candidates, fitting, strict=True):
@@ -99,25 +90,24 @@ class ValueMismatch(ValueError):
 def json_column(
     column: pa.Array, type_: ColumnType, empty_as_null: bool, checked: bool = False
 ) -> tuple[pa.Array, int]:
-    """Text for `ndjson_rows.render` and how to write it, so each value comes out byte for byte as orjson writes
+    """Text for `kernels.render` and how to write it, so each value comes out byte for byte as orjson writes
     the Python value; an empty field is null (for a string only with `empty_as_null`). Unless inference already
     `checked` every value, raises ValueMismatch for the first value that does not fit `type_`."""
     if type_ == "string":
-        return column, ndjson_rows.STRING | (ndjson_rows.NULL_IF_EMPTY if empty_as_null else 0)
+        return column, kernels.STRING | (kernels.NULL_IF_EMPTY if empty_as_null else 0)
     empty = pc.equal(column, "")
-    if not checked:
-        bad = np.flatnonzero(~_fits(column, type_, _DECLARED) & ~empty.to_numpy(zero_copy_only=False))
-        if len(bad):
-            raise ValueMismatch(int(bad[0]), column[int(bad[0])].as_py(), type_)
+    bad = -1 if checked else _first_misfit(column, type_, _DECLARED)
+    if bad >= 0:
+        raise ValueMismatch(bad, column[bad].as_py(), type_)
     if type_ == "bool":
-        return column, ndjson_rows.BOOL | ndjson_rows.NULL_IF_EMPTY
+        return column, kernels.BOOL | kernels.NULL_IF_EMPTY
     any_empty = pc.any(empty).as_py()
     digits = pc.if_else(empty, "0", column) if any_empty else column
     if pc.any(pc.starts_with(digits, "+")).as_py():  # Arrow's parser takes no leading "+"
         digits = pc.replace_substring_regex(digits, r"^\+", "")
     numbers = pc.cast(digits, _NUMBER[type_])
     text = pc.cast(numbers, pa.string()) if type_ == "int" else _orjson_floats(numbers)
-    return (pc.if_else(empty, "", text) if any_empty else text), ndjson_rows.RAW | ndjson_rows.NULL_IF_EMPTY
+    return (pc.if_else(empty, "", text) if any_empty else text), kernels.RAW | kernels.NULL_IF_EMPTY
 
 
 def _orjson_floats(numbers: pa.Array) -> pa.Array:
