@@ -24,7 +24,7 @@ import pyarrow.csv as pa_csv
 from synth_platform.fileutils import kernels
 from synth_platform.fileutils.blocks import DEFAULT_BLOCK_SIZE, Block, record_blocks, split_header
 from synth_platform.fileutils.csv_types import ColumnType, Inference, ValueMismatch, json_column
-from synth_platform.fileutils.parallel import ordered_map
+from synth_platform.fileutils.parallel import ordered_map, prefetch
 from synth_platform.fileutils.progress import progress
 from synth_platform.fileutils.records import FileFormatError, Record, atomic_output, csv_records
 
@@ -100,7 +100,7 @@ class Parsed:
 
 
 def header_and_blocks(source: Path, delimiter: str, block_size: int) -> tuple[Record, Iterator[Block]]:
-    first, blocks = split_header(source, record_blocks(source, "csv", delimiter, block_size))
+    first, blocks = split_header(source, prefetch(record_blocks(source, "csv", delimiter, block_size)))
     if first.fields is not None:
         header = Record(first.line(0), first.fields[0], "")
     else:

@@ -19,6 +19,7 @@ from typing import BinaryIO
 import numpy as np
 
 from synth_platform.fileutils.blocks import DEFAULT_BLOCK_SIZE, Block, Format, record_blocks, split_header
+from synth_platform.fileutils.parallel import prefetch
 from synth_platform.fileutils.progress import progress
 from synth_platform.fileutils.records import FileFormatError, atomic_output
 
@@ -102,7 +103,7 @@ def split_file(
 ) -> list[Part]:
     """Write the parts (each renamed into place when complete) and remove stale parts of an earlier split."""
     fmt = fmt or detect_format(source)
-    head, blocks = _header(source, fmt, record_blocks(source, fmt, delimiter, block_size))
+    head, blocks = _header(source, fmt, prefetch(record_blocks(source, fmt, delimiter, block_size)))
     eol = b"\r\n" if head.endswith(b"\r\n") else b"\n"
     parts = _Parts(source, out_dir, head)
     with progress(source, "split", show_progress) as bar:
