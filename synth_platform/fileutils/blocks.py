@@ -28,7 +28,7 @@ from synth_platform.fileutils.records import FileFormatError, csv_records
 Format = Literal["csv", "ndjson"]
 DEFAULT_BLOCK_SIZE = 8 << 20
 _QUOTE, _LF, _CR = ord('"'), ord("\n"), ord("\r")
-_BLANK_START = np.array([ord(c) for c in " \t\n\r\x0b\x0c"], dtype=np.uint8)  # what bytes.strip() removes
+_WHITESPACE = np.isin(np.arange(256), [ord(c) for c in " \t\n\r\x0b\x0c"])  # what bytes.strip() removes
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def _blank(data: bytes, starts: np.ndarray, ends: np.ndarray, fmt: Format) -> np
     if fmt == "csv":
         first = a[starts]
         return (a[ends - 1] == _LF) & ((lengths == 1) | ((lengths == 2) & (first == _CR)))
-    blank = np.isin(a[starts], _BLANK_START)
+    blank = _WHITESPACE[a[starts]]
     for i in np.flatnonzero(blank):  # only lines starting with whitespace are looked at one by one
         blank[i] = not data[starts[i] : ends[i]].strip()
     return blank
