@@ -5,10 +5,15 @@ CSVs (Hypothesis)."""
 from __future__ import annotations
 
 import csv
+import fcntl
 import io
 import json
+import os
+import pty
+import struct
 import subprocess
 import sys
+import termios
 from pathlib import Path
 
 import orjson
@@ -145,6 +150,33 @@ def test_progress_bar_stays_off_without_a_terminal(sample: Path, tmp_path: Path)
     )  # fmt: skip
     assert run.stderr.splitlines() == [f"5 rows, {(tmp_path / 'o.ndjson').stat().st_size} bytes -> "
                                        f"{tmp_path / 'o.ndjson'} (id: int, text: string, n: string)"]  # fmt: skip
+
+
+def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
+    src = tmp_path / "big.csv"
+    src.write_bytes(csv_bytes([ROWS[0], *ROWS[1:] * 4000]))
+    main, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # a terminal 100 columns wide
+    with subprocess.Popen(
+        [sys.executable, "-m", "synth_platform", "csv-to-ndjson", str(src), "-o", str(tmp_path / "o.ndjson"),
+         "--block-size", "4KiB"],
+        stderr=terminal, stdout=subprocess.DEVNULL,
+    ) as run:  # fmt: skip
+        os.close(terminal)
+        shown = b""
+        while chunk := _read_terminal(main):
+            shown += chunk
+    os.close(main)
+    assert run.returncode == 0
+    assert b"inferring types:" in shown and b"converting:" in shown and b"B/s" in shown
+    assert b"20000 rows" in shown
+
+
+def _read_terminal(fd: int) -> bytes:
+    try:
+        return os.read(fd, 1 << 16)
+    except OSError:  # the process closed its end
+        return b""
 
 
 # Random CSVs: fields of quotes, delimiters, CR/LF and non-ASCII text, or numbers and bools, written by the csv
