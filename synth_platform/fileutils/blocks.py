@@ -17,7 +17,7 @@ import codecs
 import io
 import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Literal
 
@@ -54,10 +54,9 @@ class Block:
         return self.first_line + _line_breaks(self.data, int(self.starts[i]), self.universal)
 
     def without_first(self) -> Block:
-        return Block(
-            self.data, self.starts[1:], self.ends[1:], self.first_line, self.stop, self.universal,
-            None if self.lines is None else self.lines[1:], None if self.fields is None else self.fields[1:],
-        )  # fmt: skip
+        lines = None if self.lines is None else self.lines[1:]
+        fields = None if self.fields is None else self.fields[1:]
+        return replace(self, starts=self.starts[1:], ends=self.ends[1:], lines=lines, fields=fields)
 
 
 def _line_breaks(data: bytes, end: int, universal: bool) -> int:
