@@ -126,8 +126,10 @@ def main() -> bool:
                 results[mb][f"{what}/{jobs}"] = r = run(what, src, out, jobs)
                 _remove(out)
                 rate = f"{r[0] / r[2]:,.0f} rows/s" if what != "split" else f"{size / 1e6 / r[2]:,.0f} MB/s"
-                print(f"  {what:6} jobs={jobs}: {r[0]:,} records, {r[1] / 1e6:,.0f} MB out in {r[2]:.1f}s = {rate}, "
-                      f"peak RSS {r[3] / 1024:,.0f} MB")  # fmt: skip
+                print(
+                    f"  {what:6} jobs={jobs}: {r[0]:,} records, {r[1] / 1e6:,.0f} MB out in {r[2]:.1f}s = {rate}, "
+                    f"peak RSS {r[3] / 1024:,.0f} MB"
+                )
             if mb == SIZES_MB[-1]:
                 plain = sequential_write(root / "plain.bin", results[mb]["split/1"][1])
             _remove(src)
@@ -138,11 +140,15 @@ def main() -> bool:
     split_rate, write_rate = big["split/1"][1] / big["split/1"][2], big["split/1"][1] / plain
     growth = max(big[k][3] / small[k][3] for k in big)
     print(f"DictReader + json.dumps script: {base_rows:,} rows in {base_s:.1f}s = {per_row:,.0f} rows/s")
-    print(f"plain sequential write of {big['split/1'][1] / 1e6:,.0f} MB (+fsync): {write_rate / 1e6:,.0f} MB/s; "
-          f"split {split_rate / 1e6:,.0f} MB/s")  # fmt: skip
+    print(
+        f"plain sequential write of {big['split/1'][1] / 1e6:,.0f} MB (+fsync): {write_rate / 1e6:,.0f} MB/s; "
+        f"split {split_rate / 1e6:,.0f} MB/s"
+    )
     ok = schema / per_row >= 10 and infer / per_row >= 5 and split_rate / write_rate >= 0.5 and growth <= 1.3
-    print(f"csv-to-ndjson / script = {schema / per_row:.1f}x with a schema (target >= 10x), {infer / per_row:.1f}x "
-          f"inferring (target >= 5x); split / sequential write = {split_rate / write_rate:.0%} (target >= 50%); "
-          f"peak RSS {SIZES_MB[-1]} / {SIZES_MB[0]} MB input <= {growth:.2f}x (target <= 1.3x)")  # fmt: skip
+    print(
+        f"csv-to-ndjson / script = {schema / per_row:.1f}x with a schema (target >= 10x), {infer / per_row:.1f}x "
+        f"inferring (target >= 5x); split / sequential write = {split_rate / write_rate:.0%} (target >= 50%); "
+        f"peak RSS {SIZES_MB[-1]} / {SIZES_MB[0]} MB input <= {growth:.2f}x (target <= 1.3x)"
+    )
     print("fileutils: " + ("meets targets" if ok else "BELOW TARGET"))
     return ok

@@ -144,12 +144,27 @@ def test_irregular_quoting_reads_as_the_csv_module_reads_it(tmp_path: Path, text
 
 def test_progress_bar_stays_off_without_a_terminal(sample: Path, tmp_path: Path) -> None:
     run = subprocess.run(
-        [sys.executable, "-m", "synth_platform", "csv-to-ndjson", str(sample), "-o", str(tmp_path / "o.ndjson"),
-         "--jobs", "2", "--block-size", "16"],
-        capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    assert run.stderr.splitlines() == [f"5 rows, {(tmp_path / 'o.ndjson').stat().st_size} bytes -> "
-                                       f"{tmp_path / 'o.ndjson'} (id: int, text: string, n: string)"]  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "synth_platform",
+            "csv-to-ndjson",
+            str(sample),
+            "-o",
+            str(tmp_path / "o.ndjson"),
+            "--jobs",
+            "2",
+            "--block-size",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert run.stderr.splitlines() == [
+        f"5 rows, {(tmp_path / 'o.ndjson').stat().st_size} bytes -> "
+        f"{tmp_path / 'o.ndjson'} (id: int, text: string, n: string)"
+    ]
 
 
 def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
@@ -158,10 +173,20 @@ def test_progress_bar_on_a_terminal(tmp_path: Path) -> None:
     main, terminal = pty.openpty()
     fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))  # a terminal 100 columns wide
     with subprocess.Popen(
-        [sys.executable, "-m", "synth_platform", "csv-to-ndjson", str(src), "-o", str(tmp_path / "o.ndjson"),
-         "--block-size", "4KiB"],
-        stderr=terminal, stdout=subprocess.DEVNULL,
-    ) as run:  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "synth_platform",
+            "csv-to-ndjson",
+            str(src),
+            "-o",
+            str(tmp_path / "o.ndjson"),
+            "--block-size",
+            "4KiB",
+        ],
+        stderr=terminal,
+        stdout=subprocess.DEVNULL,
+    ) as run:
         os.close(terminal)
         shown = b""
         while chunk := _read_terminal(main):
@@ -181,8 +206,9 @@ def _read_terminal(fd: int) -> bytes:
 
 # Random CSVs: fields of quotes, delimiters, CR/LF and non-ASCII text, or numbers and bools, written by the csv
 # module (the irregular quoting it never writes is covered above and by the round-trip tests).
-_TEXT = st.text(st.sampled_from(['"', ",", ";", "\t", "|", "\n", "\r", " ", "a", "Z", "0", "7", "é", "東", "🙂"]),
-                max_size=8)  # fmt: skip
+_TEXT = st.text(
+    st.sampled_from(['"', ",", ";", "\t", "|", "\n", "\r", " ", "a", "Z", "0", "7", "é", "東", "🙂"]), max_size=8
+)
 _VALUE = st.one_of(
     _TEXT,
     st.from_regex(r"[+-]?[0-9]{1,4}(\.[0-9]{0,3})?([eE][+-]?[0-9]{1,2})?", fullmatch=True),
@@ -213,16 +239,19 @@ def test_converter_matches_the_csv_module(tmp_path: Path, case, block_size: int,
     out = tmp_path / "random.ndjson"
     header_width = len(next(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=delimiter)))
     names = [f"c{i}" for i in range(header_width)]
-    result = csv_to_ndjson(src, out, dict.fromkeys(names, "string"), delimiter=delimiter, block_size=block_size,
-                           jobs=jobs)  # fmt: skip
+    result = csv_to_ndjson(
+        src, out, dict.fromkeys(names, "string"), delimiter=delimiter, block_size=block_size, jobs=jobs
+    )
     assert out.read_bytes() == reference_ndjson(data, delimiter)
     assert result.rows == len(rows)
     # inferred: every value is what Python reads from its text, in the type inference chose
     inferred = csv_to_ndjson(src, out, delimiter=delimiter, block_size=block_size, jobs=jobs)
     parse = {"string": str, "int": int, "float": float, "bool": lambda v: v.lower() == "true"}
     for line, row in zip(out.read_bytes().splitlines(), rows, strict=True):
-        expected = {n: (parse[inferred.types[n]](v) if v or inferred.types[n] == "string" else None)
-                    for n, v in zip(names, row, strict=True)}  # fmt: skip
+        expected = {
+            n: (parse[inferred.types[n]](v) if v or inferred.types[n] == "string" else None)
+            for n, v in zip(names, row, strict=True)
+        }
         assert json.loads(line) == expected
 
 

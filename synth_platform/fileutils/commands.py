@@ -30,8 +30,13 @@ def register(commands: argparse._SubParsersAction) -> None:
     convert.add_argument("--infer-rows", type=int, metavar="N", help="infer types from the first N rows only")
     convert.add_argument("--delimiter", default=",", help="field separator (default ',')")
     convert.add_argument("--empty-as-null", action="store_true", help="empty string fields become null too")
-    convert.add_argument("--jobs", type=_positive, default=1, metavar="N",
-                         help="blocks parsed and rendered at once, on N threads (default 1)")  # fmt: skip
+    convert.add_argument(
+        "--jobs",
+        type=_positive,
+        default=1,
+        metavar="N",
+        help="blocks parsed and rendered at once, on N threads (default 1)",
+    )
     _block_size_option(convert)
     convert.set_defaults(func=_convert)
 
@@ -53,8 +58,13 @@ def register(commands: argparse._SubParsersAction) -> None:
 
 
 def _block_size_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--block-size", type=_size, default=DEFAULT_BLOCK_SIZE, metavar="SIZE",
-                        help="bytes read at a time, e.g. 8MiB (the default); memory grows with it")  # fmt: skip
+    parser.add_argument(
+        "--block-size",
+        type=_size,
+        default=DEFAULT_BLOCK_SIZE,
+        metavar="SIZE",
+        help="bytes read at a time, e.g. 8MiB (the default); memory grows with it",
+    )
 
 
 def _positive(text: str) -> int:
@@ -74,10 +84,16 @@ def _convert(args: argparse.Namespace) -> int:
     try:
         types = load_schema(args.schema) if args.schema else None
         result = csv_to_ndjson(
-            args.source, args.output, types,
-            delimiter=args.delimiter, infer_rows=args.infer_rows, empty_as_null=args.empty_as_null,
-            block_size=args.block_size, jobs=args.jobs, show_progress=True,
-        )  # fmt: skip
+            args.source,
+            args.output,
+            types,
+            delimiter=args.delimiter,
+            infer_rows=args.infer_rows,
+            empty_as_null=args.empty_as_null,
+            block_size=args.block_size,
+            jobs=args.jobs,
+            show_progress=True,
+        )
     except (FileFormatError, SpecError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -89,8 +105,15 @@ def _convert(args: argparse.Namespace) -> int:
 
 def _split(args: argparse.Namespace) -> int:
     try:
-        parts = split_file(args.source, args.out_dir, args.max_size, args.format, args.delimiter,
-                           block_size=args.block_size, show_progress=True)  # fmt: skip
+        parts = split_file(
+            args.source,
+            args.out_dir,
+            args.max_size,
+            args.format,
+            args.delimiter,
+            block_size=args.block_size,
+            show_progress=True,
+        )
     except (FileFormatError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -63,17 +63,20 @@ class _Reader:
         try:
             table = pa_csv.read_csv(
                 pa.BufferReader(pa.py_buffer(text)),
-                read_options=pa_csv.ReadOptions(column_names=self.names, use_threads=False,
-                                                block_size=max(len(text), 1 << 16)),
+                read_options=pa_csv.ReadOptions(
+                    column_names=self.names, use_threads=False, block_size=max(len(text), 1 << 16)
+                ),
                 parse_options=pa_csv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True),
-                convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(self.names, pa.string()),
-                                                      check_utf8=False),  # blocks.py checked it
-            )  # fmt: skip
+                convert_options=pa_csv.ConvertOptions(
+                    column_types=dict.fromkeys(self.names, pa.string()), check_utf8=False
+                ),  # blocks.py checked it
+            )
         except pa.ArrowInvalid:
             table = None
         if table is None or table.num_rows != len(block):  # the csv module reads it and names the bad line
-            records = list(csv_records(self.source, io.StringIO(bytes(text).decode(), newline=""),
-                                       self.delimiter, block.line(0)))  # fmt: skip
+            records = list(
+                csv_records(self.source, io.StringIO(bytes(text).decode(), newline=""), self.delimiter, block.line(0))
+            )
             return self._from_fields(block, [r.fields for r in records], [r.line for r in records])
         return Parsed(block, table.combine_chunks())
 
@@ -109,8 +112,10 @@ def header_and_blocks(source: Path, delimiter: str, block_size: int) -> tuple[Re
     names = header.fields
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes or "" in names:
-        raise FileFormatError(f"{source}: header line {header.line}: column names must be unique and non-empty, got "
-                              f"{', '.join(repr(n) for n in dupes) or 'an empty name'}")  # fmt: skip
+        raise FileFormatError(
+            f"{source}: header line {header.line}: column names must be unique and non-empty, got "
+            f"{', '.join(repr(n) for n in dupes) or 'an empty name'}"
+        )
     return header, blocks
 
 

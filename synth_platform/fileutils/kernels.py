@@ -43,7 +43,7 @@ def first_misfit(column: pa.Array, grammar: int) -> int:
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _first_misfit(data, offsets, grammar):  # pragma: no cover - compiled
+def _first_misfit(data, offsets, grammar):
     for r in range(offsets.shape[0] - 1):
         lo, hi = offsets[r], offsets[r + 1]
         if hi > lo and not _fits(data, lo, hi, grammar):
@@ -59,7 +59,7 @@ def _digits(data, i, hi):
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
-def _fits(data, lo, hi, grammar):  # pragma: no cover - compiled
+def _fits(data, lo, hi, grammar):
     if grammar == BOOL_TEXT:  # true/false in any case: only ASCII letters OR 32 to these lowercase letters
         n = hi - lo
         if n == 4:
@@ -70,9 +70,13 @@ def _fits(data, lo, hi, grammar):  # pragma: no cover - compiled
                 and data[lo + 3] | 32 == 101
             )
         return (
-            n == 5 and data[lo] | 32 == 102 and data[lo + 1] | 32 == 97 and data[lo + 2] | 32 == 108
-            and data[lo + 3] | 32 == 115 and data[lo + 4] | 32 == 101
-        )  # fmt: skip
+            n == 5
+            and data[lo] | 32 == 102
+            and data[lo + 1] | 32 == 97
+            and data[lo + 2] | 32 == 108
+            and data[lo + 3] | 32 == 115
+            and data[lo + 4] | 32 == 101
+        )
     i = lo + 1 if data[lo] == 43 or data[lo] == 45 else lo  # + -
     start = i
     i = _digits(data, i, hi)
@@ -126,7 +130,7 @@ def render(columns: list[tuple[pa.Array, int]], literals: list[bytes]) -> np.nda
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _size(data, offsets, kinds, literal_at, escaped_size):  # pragma: no cover - compiled
+def _size(data, offsets, kinds, literal_at, escaped_size):
     columns, rows = offsets.shape[0], offsets.shape[1] - 1
     total = literal_at[columns + 1] * rows
     for f in range(columns):
@@ -147,7 +151,7 @@ def _size(data, offsets, kinds, literal_at, escaped_size):  # pragma: no cover -
 
 
 @numba.njit(cache=True, nogil=True, boundscheck=False)
-def _write(out, data, offsets, kinds, literals, literal_at, escaped_size, short_letter, hex_digits):  # pragma: no cover
+def _write(out, data, offsets, kinds, literals, literal_at, escaped_size, short_letter, hex_digits):
     columns, rows = offsets.shape[0], offsets.shape[1] - 1
     c = 0
     for r in range(rows):

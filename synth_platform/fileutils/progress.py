@@ -10,6 +10,12 @@ from tqdm import tqdm
 
 def progress(source: Path, what: str, enabled: bool = True) -> tqdm:
     return tqdm(
-        total=source.stat().st_size, desc=what, unit="B", unit_scale=True, unit_divisor=1024, leave=False,
-        file=sys.stderr, disable=not (enabled and sys.stderr.isatty()),
-    )  # fmt: skip
+        total=source.stat().st_size,
+        desc=what,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        leave=False,
+        file=sys.stderr,
+        disable=not (enabled and sys.stderr.isatty()),
+    )
