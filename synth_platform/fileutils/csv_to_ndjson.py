@@ -8,13 +8,14 @@ wrong number of fields) is read again by the csv module, which names the line.
 
 from __future__ import annotations
 
+import functools
 import io
 import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import orjson
@@ -24,9 +25,12 @@ import pyarrow.csv as pa_csv
 from synth_platform.fileutils import kernels
 from synth_platform.fileutils.blocks import DEFAULT_BLOCK_SIZE, Block, record_blocks, split_header
 from synth_platform.fileutils.csv_types import ColumnType, Inference, ValueMismatch, json_column
-from synth_platform.fileutils.parallel import ordered_map, prefetch
 from synth_platform.fileutils.progress import progress
 from synth_platform.fileutils.records import FileFormatError, Record, atomic_output, csv_records
+from synth_platform.pipelining import ordered, read_ahead
+
+In = TypeVar("In")
+Out = TypeVar("Out")
 
 # Inference keeps parsed blocks up to this size, so a file that fits is parsed once; a bigger one twice.
 _KEEP_BYTES = 64 << 20
@@ -51,7 +55,7 @@ class _Reader:
         return header_and_blocks(self.source, self.delimiter, self.block_size)[1]
 
     def parsed(self, blocks: Iterable[Block]) -> Iterator[Parsed]:
-        return ordered_map(self.parse, blocks, self.jobs)
+        return _in_order(self.parse, blocks, self.jobs)
 
     def parse(self, block: Block) -> Parsed:
         """The block's records as a table of string columns (up to a row with the wrong number of fields)."""
@@ -102,8 +106,13 @@ class Parsed:
     error: FileFormatError | None = None
 
 
+def _in_order(fn: Callable[[In], Out], items: Iterable[In], jobs: int) -> Iterator[Out]:
+    """fn over items on `jobs` threads, results (and errors) in file order, `jobs + 1` blocks in flight at most."""
+    return ordered((functools.partial(fn, item) for item in items), workers=jobs, ahead=jobs + 1)
+
+
 def header_and_blocks(source: Path, delimiter: str, block_size: int) -> tuple[Record, Iterator[Block]]:
-    first, blocks = split_header(source, prefetch(record_blocks(source, "csv", delimiter, block_size)))
+    first, blocks = split_header(source, read_ahead(record_blocks(source, "csv", delimiter, block_size)))
     if first.fields is not None:
         header = Record(first.line(0), first.fields[0], "")
     else:
@@ -141,7 +150,7 @@ def _infer(
 
     kept: list[Parsed] = []
     kept_bytes, seen, complete = 0, 0, True
-    stream = ordered_map(check, blocks, reader.jobs)
+    stream = _in_order(check, blocks, reader.jobs)
     with progress(reader.source, "inferring types", show_progress) as bar:
         for parsed, fitting in stream:
             table = parsed.table
@@ -221,7 +230,7 @@ def csv_to_ndjson(
 
     rows = written = 0
     with _output(target) as out, progress(source, "converting", show_progress) as bar:
-        for block, n, text in ordered_map(render, parsed, jobs):
+        for block, n, text in _in_order(render, parsed, jobs):
             if text is not None:
                 out.write(text)
                 written += len(text)

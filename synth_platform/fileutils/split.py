@@ -19,9 +19,9 @@ from typing import BinaryIO
 import numpy as np
 
 from synth_platform.fileutils.blocks import DEFAULT_BLOCK_SIZE, Block, Format, record_blocks, split_header
-from synth_platform.fileutils.parallel import prefetch
 from synth_platform.fileutils.progress import progress
 from synth_platform.fileutils.records import FileFormatError, atomic_output
+from synth_platform.pipelining import read_ahead
 
 _SUFFIX_FORMATS: dict[str, Format] = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
@@ -103,7 +103,7 @@ def split_file(
 ) -> list[Part]:
     """Write the parts (each renamed into place when complete) and remove stale parts of an earlier split."""
     fmt = fmt or detect_format(source)
-    head, blocks = _header(source, fmt, prefetch(record_blocks(source, fmt, delimiter, block_size)))
+    head, blocks = _header(source, fmt, read_ahead(record_blocks(source, fmt, delimiter, block_size)))
     eol = b"\r\n" if head.endswith(b"\r\n") else b"\n"
     parts = _Parts(source, out_dir, head)
     with progress(source, "split", show_progress) as bar:
