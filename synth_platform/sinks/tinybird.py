@@ -14,7 +14,6 @@ import io
 import os
 import re
 import shutil
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
@@ -30,9 +29,9 @@ import pyarrow as pa
 from pydantic import Field
 
 from synth_platform.sinks.compression import gzip_member
+from synth_platform.sinks.http_retry import RetryPolicy, send_with_retries
 from synth_platform.world.windows import Window, utc
 
-_RETRY_STATUS = {500, 502, 503, 504}
 _SQL_TIME = "%Y-%m-%d %H:%M:%S"
 _WINDOW_FILE = re.compile(r"^(\d{6})-(\d{6})\.ndjson$")
 
@@ -318,38 +317,22 @@ class TinybirdResource(dg.ConfigurableResource):
         """Send with retries; returns the response and the attempts it took."""
         client = _client(self.api_url.rstrip("/"), self.timeout_seconds)
         headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self.token}"}
-        delay = self.backoff_seconds
-        for attempt in range(1, self.max_attempts + 1):
-            last = attempt == self.max_attempts
-            try:
-                response = client.request(method, path, headers=headers, **kwargs)
-            except httpx.TransportError as exc:
-                if last:
-                    raise TinybirdError(
-                        self._redact(f"{what}: {self.api_url} unreachable after {attempt} attempts: {exc!r}")
-                    ) from None
-                time.sleep(delay)
-                delay *= 2
-                continue
-            status = response.status_code
-            if status < 400:
-                return response, attempt
-            reason = self._redact(_error_text(response))
-            if status == 429 and not last:
-                time.sleep(min(_retry_after(response, delay), self.max_wait_seconds))
-                delay *= 2
-                continue
-            if status in _RETRY_STATUS and not last:
-                time.sleep(min(delay, self.max_wait_seconds))
-                delay *= 2
-                continue
-            message = f"{what} failed: HTTP {status} {reason}"
-            if status in _RETRY_STATUS or status == 429:
-                raise TinybirdError(f"{message} (gave up after {attempt} attempts)", status)
-            if status == 413:
-                raise PayloadTooLarge(message, status)
-            raise TinybirdError(f"{message} (not retried: {_HINTS.get(status, 'the request was refused')})", status)
-        raise AssertionError("unreachable")
+        policy = RetryPolicy(self.max_attempts, self.backoff_seconds, self.max_wait_seconds)
+        try:
+            response, attempt = send_with_retries(client, method, path, policy, headers=headers, **kwargs)
+        except httpx.TransportError as exc:
+            raise TinybirdError(
+                self._redact(f"{what}: {self.api_url} unreachable after {policy.attempts} attempts: {exc!r}")
+            ) from None
+        status = response.status_code
+        if status < 400:
+            return response, attempt
+        message = f"{what} failed: HTTP {status} {self._redact(_error_text(response))}"
+        if policy.retries(status):
+            raise TinybirdError(f"{message} (gave up after {attempt} attempts)", status)
+        if status == 413:
+            raise PayloadTooLarge(message, status)
+        raise TinybirdError(f"{message} (not retried: {_HINTS.get(status, 'the request was refused')})", status)
 
 
 _HINTS = {
@@ -364,17 +347,6 @@ _HINTS = {
 def _hms(value: datetime) -> str:
     """End times print as 240000 at midnight so a day's last window sorts after its others."""
     return "240000" if value.time() == datetime.min.time() else value.strftime("%H%M%S")
-
-
-def _retry_after(response: httpx.Response, fallback: float) -> float:
-    for header in ("Retry-After", "X-RateLimit-Reset"):
-        value = response.headers.get(header)
-        if value:
-            try:
-                return max(float(value), 0.0)
-            except ValueError:
-                continue
-    return fallback
 
 
 def _error_text(response: httpx.Response) -> str:
