@@ -15,9 +15,11 @@ import dagster as dg
 import orjson
 import pydantic
 
+from synth_platform.sinks.collector import CollectorResource
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.delta import DeltaResource
 from synth_platform.sinks.files import BucketResource
+from synth_platform.sinks.mqtt import MqttResource
 from synth_platform.sinks.tinybird import TinybirdResource
 from synth_platform.specs.loader import Spec, SpecError, parse
 from synth_platform.specs.world import TargetsSpec
@@ -148,5 +150,15 @@ def build_resources(targets: TargetsSpec | None = None, file: Path | str = "conf
             token=env_or("TINYBIRD_TOKEN", ""),
             outbox_dir=str(data_dir() / "tinybird_outbox"),
             **settings["tinybird"],
+        ),
+        "mqtt": MqttResource(
+            url=env_or("SYNTH_MQTT_URL", "mqtt://127.0.0.1:1883"),
+            username=env_or("SYNTH_MQTT_USERNAME", ""),
+            password=env_or("SYNTH_MQTT_PASSWORD", ""),
+            ca_certs=env_or("SYNTH_MQTT_CA_CERTS", ""),
+        ),
+        "collector": CollectorResource(
+            url=env_or("SYNTH_COLLECTOR_URL", "http://127.0.0.1:8080/readings"),
+            token=env_or("SYNTH_COLLECTOR_TOKEN", ""),
         ),
     }

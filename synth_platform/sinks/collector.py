@@ -1,0 +1,135 @@
+"""HTTP collector target: telemetry messages POSTed in batches to a collector service (SYNTH_COLLECTOR_URL), as an
+IoT data collector receives them from a fleet.
+
+Body of each POST (documented in the README): `ndjson` (Content-Type application/x-ndjson, one JSON object per
+line) or `json` (application/json, one array of objects). Batches go out `concurrency` at a time; 429 and 5xx are
+retried honouring Retry-After, any other 4xx fails at once with the collector's answer. A batch retried after a
+lost answer may arrive twice: every message carries its `message_id` so the collector can drop the copy.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+import dagster as dg
+import httpx
+from pydantic import Field
+
+from synth_platform.pipelining import ordered
+from synth_platform.sinks.http_retry import RetryPolicy, send_with_retries
+
+CONTENT_TYPES = {"ndjson": "application/x-ndjson", "json": "application/json"}
+
+
+class CollectorError(RuntimeError):
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class PostStats:
+    messages: int = 0
+    bytes: int = 0
+    requests: int = 0
+    retries: int = 0
+    batches: int = 0
+
+
+def encode_batch(payloads: list[bytes], body: str) -> bytes:
+    """The request body of a batch: NDJSON lines or one JSON array of the same objects."""
+    if body == "json":
+        return b"[" + b",".join(payloads) + b"]"
+    return b"\n".join(payloads) + b"\n"
+
+
+def batches(payload_blocks: Iterable[list[bytes]], size: int) -> Iterator[list[bytes]]:
+    """Consecutive batches of `size` messages (the last may be shorter), across block boundaries."""
+    batch: list[bytes] = []
+    for block in payload_blocks:
+        used = 0
+        while used < len(block):
+            take = block[used : used + size - len(batch)]
+            batch += take
+            used += len(take)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+@functools.cache
+def _client(timeout: float) -> httpx.Client:
+    # One pooled client per process: batches reuse keep-alive connections.
+    return httpx.Client(timeout=timeout, limits=httpx.Limits(max_connections=64, max_keepalive_connections=64))
+
+
+class CollectorResource(dg.ConfigurableResource):
+    """An HTTP collector: SYNTH_COLLECTOR_URL, with SYNTH_COLLECTOR_TOKEN as a bearer token when set."""
+
+    url: str = Field("http://127.0.0.1:8080/readings", description="URL the batches are POSTed to")
+    token: str = Field("", description="Bearer token (empty: none); never logged")
+    max_attempts: int = Field(6, ge=1, description="Attempts per batch on 429/5xx/connection errors")
+    backoff_seconds: float = Field(0.5, ge=0, description="First backoff; doubles per attempt")
+    max_wait_seconds: float = Field(60.0, ge=0, description="Longest single wait, whatever Retry-After says")
+    timeout_seconds: float = Field(60.0, gt=0, description="Per-request timeout")
+
+    @property
+    def target(self) -> str:
+        """The URL without credentials or query (which may hold a key)."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+
+    def post(self, payload_blocks: Iterable[list[bytes]], body: str, batch_size: int, concurrency: int) -> PostStats:
+        """POST every message in batches of `batch_size`, `concurrency` requests at once (bounded: batches are
+        built only as fast as they go out)."""
+        if body not in CONTENT_TYPES:
+            raise ValueError(f"body must be one of {sorted(CONTENT_TYPES)}, got {body!r}")
+        stats, lock = PostStats(), threading.Lock()
+
+        def job(batch: list[bytes]):
+            def run() -> None:
+                requests = self._post(encode_batch(batch, body), body, len(batch))
+                with lock:
+                    stats.messages += len(batch)
+                    stats.bytes += sum(map(len, batch))
+                    stats.requests += requests
+                    stats.retries += requests - 1
+                    stats.batches += 1
+
+            return run
+
+        for _ in ordered((job(b) for b in batches(payload_blocks, batch_size)), concurrency, 2 * concurrency):
+            pass
+        return stats
+
+    def _post(self, content: bytes, body: str, messages: int) -> int:
+        headers = {"Content-Type": CONTENT_TYPES[body]}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        policy = RetryPolicy(self.max_attempts, self.backoff_seconds, self.max_wait_seconds, frozenset(range(500, 600)))
+        what = f"collector {self.target}: batch of {messages} messages"
+        try:
+            response, attempts = send_with_retries(
+                _client(self.timeout_seconds), "POST", self.url, policy, content=content, headers=headers
+            )
+        except httpx.TransportError as exc:
+            raise CollectorError(
+                self._redact(f"{what}: unreachable after {policy.attempts} attempts: {exc!r}")
+            ) from None
+        status = response.status_code
+        if status < 300:
+            return attempts
+        reason = self._redact(f"HTTP {status} {response.reason_phrase}: {response.text.strip()[:300]}")
+        if policy.retries(status):
+            raise CollectorError(f"{what} failed: {reason} (gave up after {attempts} attempts)", status)
+        raise CollectorError(f"{what} refused: {reason} (not retried: a {status} will not change on a retry)", status)
+
+    def _redact(self, text: str) -> str:
+        text = text.replace(self.url, self.target)
+        return text.replace(self.token, "***") if self.token else text

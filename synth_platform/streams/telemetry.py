@@ -1,0 +1,95 @@
+"""Device telemetry: the meter fleet reporting each reading as one message, as the devices themselves would.
+
+A message is the reading's JSON with a deterministic `message_id` (a hash of seed, stream, meter and timestamp), so
+a collector or subscriber removes QoS 1 redelivery and HTTP retries by id, and a re-sent window carries the same
+ids. Payloads are rendered for a whole block of meters at once (the file writer's renderer) and split into lines.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from synth_platform.pipelining import ordered
+from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
+from synth_platform.specs.meters import MetersSpec
+from synth_platform.world import seeding
+from synth_platform.world.meter_ids import format_ids, id_strings
+from synth_platform.world.meters import QUALITY_GOOD, QUALITY_ZERO, Readings, readings, slot_starts
+from synth_platform.world.windows import Window
+
+STREAM = "meter_readings"
+_BLOCK_READINGS = 32_768  # messages rendered per block
+_HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
+
+
+@dataclass(frozen=True)
+class MessageBlock:
+    """Messages of a block of meters, ordered by (meter, timestamp); `topics` is empty when none were asked for."""
+
+    payloads: list[bytes]
+    topics: list[str]
+
+    @property
+    def bytes(self) -> int:
+        return sum(map(len, self.payloads))
+
+
+def message_ids(seed: int, id_numbers: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """16 hex digits per (meter, slot), as a (meters * slots, 16) byte matrix: the same reading always gets the
+    same id, whichever run or target sends it."""
+    key = seeding.stream_key(seed, "telemetry", STREAM)
+    h = seeding.hash64(key, np.asarray(id_numbers, np.uint64)[:, None], np.asarray(slots, np.int64)[None, :])
+    return _HEX[(h.reshape(-1, 1) >> _NIBBLE_SHIFTS) & np.uint64(15)]
+
+
+def payload_lines(data: Readings, spec: MetersSpec, seed: int, ts: np.ndarray) -> list[bytes]:
+    """One JSON object per present reading: message_id, meter_id, timestamp, power_kw, energy_kwh, voltage (and
+    quality when zero readings are injected)."""
+    slots = len(data.slots)
+    fields: list[Field] = [
+        Text("message_id", message_ids(seed, data.id_numbers, data.slots)),
+        Text("meter_id", format_ids(data.id_numbers, spec.fleet.id_format), every=slots),
+        Text("timestamp", ts),
+        Number("power_kw", data.power_kw.reshape(-1), 4),
+        Number("energy_kwh", data.energy_kwh.reshape(-1), 6),
+        Number("voltage", data.voltage.reshape(-1), 2),
+    ]
+    if data.zero is not None:
+        quality = np.array([list(QUALITY_GOOD.encode()), list(QUALITY_ZERO.encode())], dtype=np.uint8)
+        fields.append(Text("quality", quality[data.zero.reshape(-1).astype(np.intp)]))
+    keep = data.present.reshape(-1) if data.present is not None else None
+    return render(fields, data.energy_kwh.size, keep).split(b"\n")[:-1]
+
+
+def topics(template: str, data: Readings, spec: MetersSpec) -> list[str]:
+    """The topic of each present reading: the template filled per meter, repeated over its readings."""
+    names = id_strings(data.id_numbers, spec.fleet.id_format).to_pylist()
+    per_meter = np.array(
+        [template.format(meter_id=m, device_id=int(i) + 1) for m, i in zip(names, data.index, strict=True)], object
+    )
+    counts = data.present.sum(axis=1) if data.present is not None else np.full(len(names), len(data.slots))
+    return np.repeat(per_meter, counts).tolist()
+
+
+def message_blocks(
+    spec: MetersSpec, seed: int, ids: np.ndarray, window: Window, topic: str | None = None
+) -> Iterator[MessageBlock]:
+    """Every reading of the fleet in `window` as messages, block by block of meters (generated ahead on a small
+    pool, in order); with `topic`, each message's topic from that template."""
+    slots = slot_starts(spec, window)
+    ts = iso_seconds(slots)
+    step = max(1, _BLOCK_READINGS // max(1, len(slots)))
+
+    def job(start: int):
+        def run() -> MessageBlock:
+            index = np.arange(start, min(start + step, spec.fleet.count))
+            data = readings(spec, seed, index, ids[index], window)
+            return MessageBlock(payload_lines(data, spec, seed, ts), topics(topic, data, spec) if topic else [])
+
+        return run
+
+    yield from ordered(job(s) for s in range(0, spec.fleet.count, step))

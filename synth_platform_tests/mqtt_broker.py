@@ -1,0 +1,153 @@
+"""MQTT test helpers: the shared Mosquitto on 127.0.0.1:1883, a private Mosquitto per test (for restarts and
+passwords, so the shared one is never stopped), and a subscriber that records what arrives."""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import orjson
+
+from synth_platform_tests.services import unavailable
+
+SHARED = ("127.0.0.1", 1883)
+
+
+def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def require_shared_broker() -> tuple[str, int]:
+    if not reachable(*SHARED):
+        unavailable("Mosquitto on 127.0.0.1:1883", "connection refused (`.ci/run` starts it with `mosquitto -d`)")
+    return SHARED
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Mosquitto:
+    """A broker of our own on a free loopback port with persistence in a temp folder: it keeps a persistent
+    subscriber's session and queued messages across `restart()`. `users` switches on password authentication."""
+
+    def __init__(self, folder: Path, users: dict[str, str] | None = None):
+        if shutil.which("mosquitto") is None:
+            unavailable("mosquitto", "the mosquitto binary is not installed")
+        self.folder = folder
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        lines = [f"listener {self.port} 127.0.0.1", "persistence true", f"persistence_location {folder}/",
+                 "max_queued_messages 0", f"user {getpass.getuser()}"]  # fmt: skip
+        # `user`: run as root, mosquitto would switch to its own user, which cannot write our temp folder
+        if users:
+            passwords = folder / "passwords"
+            for i, (user, password) in enumerate(users.items()):
+                subprocess.run(
+                    ["mosquitto_passwd", *(["-c"] if i == 0 else []), "-b", str(passwords), user, password], check=True
+                )
+            lines += ["allow_anonymous false", f"password_file {passwords}"]
+        else:
+            lines.append("allow_anonymous true")
+        self.config = folder / "mosquitto.conf"
+        self.config.write_text("\n".join(lines) + "\n")
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["mosquitto", "-c", str(self.config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while not reachable("127.0.0.1", self.port, 0.2):
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"mosquitto on port {self.port} did not start (exit {self.process.poll()})")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()  # a clean stop saves the persistence file
+            self.process.wait(10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def __enter__(self) -> Mosquitto:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class Subscriber:
+    """mosquitto_sub (C, so it keeps up with any publisher: a broker drops QoS 1 messages for a subscriber more than
+    max_queued_messages behind) with QoS 1 and a persistent session, so a broker restart loses nothing; records
+    every (topic, payload) that arrives, redeliveries included. The session is made before `__enter__` returns
+    (nothing published afterwards is missed) and removed on exit, so the shared broker keeps no state of ours."""
+
+    def __init__(self, host: str, port: int, topic: str):
+        self.received: list[tuple[str, dict]] = []
+        self.lock = threading.Lock()
+        self.topic = topic
+        self.command = ["mosquitto_sub", "-h", host, "-p", str(port), "-i", f"synth-test-{uuid.uuid4().hex[:10]}",
+                        "-q", "1", "-t", topic]  # fmt: skip
+        self.process: subprocess.Popen | None = None
+        self.reader: threading.Thread | None = None
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            topic, _, payload = line.rstrip(b"\n").partition(b" ")
+            with self.lock:
+                self.received.append((topic.decode(), orjson.loads(payload)))
+
+    def ids(self) -> set[str]:
+        with self.lock:
+            return {body["message_id"] for _, body in self.received}
+
+    def wait_for(self, distinct: int, timeout: float = 60.0) -> set[str]:
+        """The distinct message ids seen once `distinct` arrived (or the timeout passed), after a short quiet
+        spell so that late redeliveries are counted too."""
+        deadline = time.monotonic() + timeout
+        while len(self.ids()) < distinct and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        return self.ids()
+
+    def _start(self) -> None:
+        self.process = subprocess.Popen([*self.command, "-c", "-v"], stdout=subprocess.PIPE)
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _stop(self) -> None:
+        self.process.terminate()
+        self.process.wait(10)
+        self.reader.join(10)
+
+    def reconnect(self) -> None:
+        """Resume the session (mosquitto_sub does not reconnect by itself after a broker restart); what the
+        broker queued for it meanwhile arrives then."""
+        self._stop()
+        self._start()
+
+    def __enter__(self) -> Subscriber:
+        if shutil.which("mosquitto_sub") is None:
+            unavailable("mosquitto_sub", "the mosquitto clients are not installed")
+        subprocess.run([*self.command, "-c", "-E"], check=True, timeout=10)  # the session, subscribed
+        self._start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop()
+        subprocess.run([*self.command, "-E"], timeout=10, capture_output=True)  # a clean session drops ours
