@@ -144,7 +144,12 @@ def build_resources(targets: TargetsSpec | None = None, file: Path | str = "conf
     return {
         "database": DatabaseResource(url=env_or("SYNTH_DATABASE_URL", database_url()), **settings["database"]),
         "bucket": BucketResource(url=env_or("SYNTH_BUCKET_URL", str(data_dir() / "bucket")), **settings["bucket"]),
-        "delta": DeltaResource(root=env_or("SYNTH_DELTA_ROOT", str(data_dir() / "delta")), **settings["delta"]),
+        "delta": DeltaResource(
+            root=env_or("SYNTH_DELTA_ROOT", str(data_dir() / "delta")),
+            endpoint_url=env_or("AWS_ENDPOINT_URL", ""),
+            region=env_or("AWS_REGION", ""),
+            **settings["delta"],
+        ),
         "tinybird": TinybirdResource(
             api_url=env_or("TINYBIRD_API_URL", "https://api.tinybird.co"),
             token=env_or("TINYBIRD_TOKEN", ""),

@@ -4,4 +4,5 @@ pytest_plugins = [
     "synth_platform_tests.fixtures",
     "synth_platform_tests.tinybird_server",
     "synth_platform_tests.gcs_emulator",
+    "synth_platform_tests.s3_server",
 ]

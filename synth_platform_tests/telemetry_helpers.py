@@ -9,7 +9,7 @@ from synth_platform.specs import PlatformSpec
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.meters import readings, to_table
 from synth_platform.world.windows import Window
-from synth_platform_tests.conftest import edit_yaml
+from synth_platform_tests.config_files import edit_yaml
 
 DAY = "2026-03-02"
 

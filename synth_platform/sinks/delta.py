@@ -1,6 +1,10 @@
 """Delta Lake target: one Delta table per name under a root (local folder, gs:// or s3://), written with
 deltalake directly. A window is replaced by an overwrite with a predicate on its time column, so re-writing a
-window (or a whole range, day by day) is idempotent and never touches other windows."""
+window (or a whole range, day by day) is idempotent and never touches other windows.
+
+On S3 (and S3-compatible stores) each commit is a put-if-absent of the next log entry (`conditional_put: etag`,
+If-None-Match), so of two writers committing the same version one wins and the other fails with `DeltaConflict`
+instead of overwriting the log; its window write is idempotent, so re-running it is safe."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import dagster as dg
 import deltalake
 import pyarrow as pa
 import pyarrow.dataset as ds
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from pydantic import Field
 
 from synth_platform.world.windows import Window
@@ -39,14 +44,37 @@ def window_filter(column: str, window: Window) -> ds.Expression:
     return (field >= pa.scalar(window.start, unit)) & (field < pa.scalar(window.end, unit))
 
 
+class DeltaConflict(RuntimeError):
+    """Another writer committed to the table first; nothing of this write is visible."""
+
+
 class DeltaResource(dg.ConfigurableResource):
     """Delta tables under `root` (SYNTH_DELTA_ROOT). Cloud credentials come from the environment as delta-rs
-    reads them (GOOGLE_APPLICATION_CREDENTIALS, AWS_*), or from storage_options."""
+    reads them (GOOGLE_APPLICATION_CREDENTIALS, AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ...)."""
 
     root: str = Field(description="Folder, gs://bucket/prefix or s3://bucket/prefix holding one Delta table per name")
-    storage_options: dict[str, str] = Field(
-        default_factory=dict, description="delta-rs object store options (e.g. AWS_REGION); values stay out of logs"
+    endpoint_url: str = Field(
+        "", description="S3-compatible endpoint (AWS_ENDPOINT_URL: MinIO, R2, Ceph); empty for AWS itself"
     )
+    region: str = Field("", description="Region of the S3 bucket (AWS_REGION)")
+    storage_options: dict[str, str] = Field(
+        default_factory=dict, description="More delta-rs object store options; they override the ones derived here"
+    )
+
+    @property
+    def options(self) -> dict[str, str] | None:
+        """The delta-rs storage options: for s3:// the endpoint, plain HTTP when the endpoint says so (local test
+        stores), the region and put-if-absent commits; then `storage_options`."""
+        options: dict[str, str] = {}
+        if self.root.startswith("s3://"):
+            options["conditional_put"] = "etag"
+            if self.endpoint_url:
+                options["AWS_ENDPOINT_URL"] = self.endpoint_url
+                if self.endpoint_url.startswith("http://"):
+                    options["AWS_ALLOW_HTTP"] = "true"
+            if self.region:
+                options["AWS_REGION"] = self.region
+        return {**options, **self.storage_options} or None
 
     @property
     def is_remote(self) -> bool:
@@ -58,10 +86,16 @@ class DeltaResource(dg.ConfigurableResource):
         return str(Path(self.root).expanduser().resolve() / table)
 
     def exists(self, table: str) -> bool:
-        return deltalake.DeltaTable.is_deltatable(self.uri(table), storage_options=self.storage_options or None)
+        # Not DeltaTable.is_deltatable: it holds the GIL while it waits on the object store, which stalls a store
+        # served from this process (moto in the tests) and every other thread meanwhile.
+        try:
+            self._table(table)
+        except TableNotFoundError:
+            return False
+        return True
 
     def _table(self, table: str) -> deltalake.DeltaTable:
-        return deltalake.DeltaTable(self.uri(table), storage_options=self.storage_options or None)
+        return deltalake.DeltaTable(self.uri(table), storage_options=self.options)
 
     def _write(self, table: str, data: pa.RecordBatchReader | pa.Table, predicate: str | None) -> DeltaWriteResult:
         started = time.perf_counter()
@@ -69,15 +103,19 @@ class DeltaResource(dg.ConfigurableResource):
         uri = self.uri(table)
         if not self.is_remote:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
-        deltalake.write_deltalake(
-            uri,
-            counted.reader(),
-            mode="overwrite",
-            predicate=predicate,
-            # a full rewrite takes the spec's current schema; a window must match the table's
-            schema_mode="overwrite" if predicate is None else None,
-            storage_options=self.storage_options or None,
-        )
+        try:
+            deltalake.write_deltalake(
+                uri,
+                counted.reader(),
+                mode="overwrite",
+                predicate=predicate,
+                # a full rewrite takes the spec's current schema; a window must match the table's
+                schema_mode="overwrite" if predicate is None else None,
+                storage_options=self.options,
+            )
+        except CommitFailedError as exc:
+            first = str(exc).splitlines()[0]
+            raise DeltaConflict(f"{uri}: another writer committed first, nothing written ({first}); re-run") from None
         return DeltaWriteResult(counted.rows, counted.bytes, time.perf_counter() - started)
 
     def replace(self, table: str, data: pa.RecordBatchReader | pa.Table) -> DeltaWriteResult:

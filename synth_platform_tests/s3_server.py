@@ -1,0 +1,51 @@
+"""moto's S3 server in-process on a free loopback port, reached with the real boto3 and delta-rs clients."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from synth_platform_tests.mqtt_broker import free_port
+
+
+@dataclass(frozen=True)
+class S3Server:
+    endpoint: str
+    bucket: str
+    client: Any  # boto3 S3 client
+
+    def keys(self, prefix: str = "") -> dict[str, int]:
+        """Every object under `prefix` with its size."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
+        return {o["Key"]: o["Size"] for page in pages for o in page.get("Contents", [])}
+
+
+@pytest.fixture(scope="module")
+def _moto_endpoint() -> Iterator[str]:
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(_moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Server:
+    """A fresh bucket per test, with the credentials and endpoint in the environment as a user would set them."""
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": _moto_endpoint}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    client = boto3.client("s3", endpoint_url=_moto_endpoint, region_name="us-east-1")
+    bucket = f"synth-test-{uuid.uuid4().hex[:10]}"
+    client.create_bucket(Bucket=bucket)
+    return S3Server(_moto_endpoint, bucket, client)
