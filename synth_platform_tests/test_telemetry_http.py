@@ -8,6 +8,7 @@ import pytest
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.definitions import build_definitions
 from synth_platform.sinks.collector import CollectorError, CollectorResource
+from synth_platform.streams.telemetry import post_all
 from synth_platform.world.windows import Window
 from synth_platform_tests.collector_server import CollectorServer
 from synth_platform_tests.telemetry_helpers import DAY, expected_readings, telemetry_platform
@@ -58,7 +59,7 @@ def test_a_400_is_reported_at_once_without_retry_or_token():
     with CollectorServer(script=[(400, {}, echo)]) as server:
         collector = CollectorResource(url=server.url, token=token, backoff_seconds=0.01)
         with pytest.raises(CollectorError) as failure:
-            collector.post(payloads(10), "ndjson", batch_size=10, concurrency=1)
+            post_all(collector, payloads(10), "ndjson", batch_size=10, concurrency=1)
     assert len(server.seen) == 1 and server.seen[0].authorization == f"Bearer {token}"
     message = str(failure.value)
     assert failure.value.status == 400 and "HTTP 400" in message and "not retried" in message
@@ -69,13 +70,13 @@ def test_persistent_5xx_gives_up_after_its_attempts():
     with CollectorServer(script=[(503, {}, b"down")] * 3) as server:
         collector = CollectorResource(url=server.url, max_attempts=3, backoff_seconds=0.01)
         with pytest.raises(CollectorError, match=r"HTTP 503 .*gave up after 3 attempts"):
-            collector.post(payloads(5), "json", batch_size=5, concurrency=1)
+            post_all(collector, payloads(5), "json", batch_size=5, concurrency=1)
     assert [s.status for s in server.seen] == [503, 503, 503] and not server.accepted
 
 
 def test_batches_span_blocks_and_keep_order():
     with CollectorServer() as server:
-        stats = CollectorResource(url=server.url).post(payloads(7) * 3, "ndjson", batch_size=4, concurrency=3)
+        stats = post_all(CollectorResource(url=server.url), payloads(7) * 3, "ndjson", batch_size=4, concurrency=3)
     assert stats.batches == math.ceil(21 / 4) == len(server.seen) and stats.messages == 21
     assert sorted(s.messages for s in server.seen) == [1, 4, 4, 4, 4, 4]
     assert sum(server.accepted.values()) == 21

@@ -21,7 +21,7 @@ from synth_platform.sinks.mqtt import MqttResource
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.specs.telemetry import TelemetrySpec
-from synth_platform.streams.telemetry import message_blocks
+from synth_platform.streams.telemetry import message_blocks, post_all
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.windows import Window
 
@@ -116,7 +116,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
 
             def send(window: Window) -> tuple[int, int, int, int, int]:
                 payloads = (b.payloads for b in message_blocks(meters, seed, ids, window))
-                s = collector.post(payloads, http_spec.body, http_spec.batch_size, http_spec.concurrency)
+                s = post_all(collector, payloads, http_spec.body, http_spec.batch_size, http_spec.concurrency)
                 return s.messages, s.bytes, s.requests, s.retries, 0
 
             return deliver(context, http_spec.backfill, collector.target, send)

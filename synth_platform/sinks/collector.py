@@ -2,24 +2,20 @@
 IoT data collector receives them from a fleet.
 
 Body of each POST (documented in the README): `ndjson` (Content-Type application/x-ndjson, one JSON object per
-line) or `json` (application/json, one array of objects). Batches go out `concurrency` at a time; 429 and 5xx are
-retried honouring Retry-After, any other 4xx fails at once with the collector's answer. A batch retried after a
-lost answer may arrive twice: every message carries its `message_id` so the collector can drop the copy.
+line) or `json` (application/json, one array of objects). 429 and 5xx are retried honouring Retry-After, any other
+4xx fails at once with the collector's answer. A batch retried after a lost answer may arrive twice: every message
+carries its `message_id` so the collector can drop the copy.
 """
 
 from __future__ import annotations
 
 import functools
-import threading
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import dagster as dg
 import httpx
 from pydantic import Field
 
-from synth_platform.pipelining import ordered
 from synth_platform.sinks.http_retry import RetryPolicy, send_with_retries
 
 CONTENT_TYPES = {"ndjson": "application/x-ndjson", "json": "application/json"}
@@ -31,36 +27,11 @@ class CollectorError(RuntimeError):
         self.status = status
 
 
-@dataclass
-class PostStats:
-    messages: int = 0
-    bytes: int = 0
-    requests: int = 0
-    retries: int = 0
-    batches: int = 0
-
-
 def encode_batch(payloads: list[bytes], body: str) -> bytes:
     """The request body of a batch: NDJSON lines or one JSON array of the same objects."""
     if body == "json":
         return b"[" + b",".join(payloads) + b"]"
     return b"\n".join(payloads) + b"\n"
-
-
-def batches(payload_blocks: Iterable[list[bytes]], size: int) -> Iterator[list[bytes]]:
-    """Consecutive batches of `size` messages (the last may be shorter), across block boundaries."""
-    batch: list[bytes] = []
-    for block in payload_blocks:
-        used = 0
-        while used < len(block):
-            take = block[used : used + size - len(batch)]
-            batch += take
-            used += len(take)
-            if len(batch) == size:
-                yield batch
-                batch = []
-    if batch:
-        yield batch
 
 
 @functools.cache
@@ -85,30 +56,11 @@ class CollectorResource(dg.ConfigurableResource):
         parts = urlsplit(self.url)
         return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
 
-    def post(self, payload_blocks: Iterable[list[bytes]], body: str, batch_size: int, concurrency: int) -> PostStats:
-        """POST every message in batches of `batch_size`, `concurrency` requests at once (bounded: batches are
-        built only as fast as they go out)."""
+    def post_batch(self, payloads: list[bytes], body: str) -> int:
+        """POST one batch of messages (retrying 429 and 5xx); returns the requests it took."""
         if body not in CONTENT_TYPES:
             raise ValueError(f"body must be one of {sorted(CONTENT_TYPES)}, got {body!r}")
-        stats, lock = PostStats(), threading.Lock()
-
-        def job(batch: list[bytes]):
-            def run() -> None:
-                requests = self._post(encode_batch(batch, body), body, len(batch))
-                with lock:
-                    stats.messages += len(batch)
-                    stats.bytes += sum(map(len, batch))
-                    stats.requests += requests
-                    stats.retries += requests - 1
-                    stats.batches += 1
-
-            return run
-
-        for _ in ordered((job(b) for b in batches(payload_blocks, batch_size)), concurrency, 2 * concurrency):
-            pass
-        return stats
-
-    def _post(self, content: bytes, body: str, messages: int) -> int:
+        content, messages = encode_batch(payloads, body), len(payloads)
         headers = {"Content-Type": CONTENT_TYPES[body]}
         if self.token:
             headers["Authorization"] = f"Bearer {self.token}"

@@ -7,12 +7,14 @@ ids. Payloads are rendered for a whole block of meters at once (the file writer'
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
 
 from synth_platform.pipelining import ordered
+from synth_platform.sinks.collector import CollectorResource
 from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
 from synth_platform.specs.meters import MetersSpec
 from synth_platform.world import seeding
@@ -93,3 +95,54 @@ def message_blocks(
         return run
 
     yield from ordered(job(s) for s in range(0, spec.fleet.count, step))
+
+
+@dataclass
+class PostStats:
+    messages: int = 0
+    bytes: int = 0
+    requests: int = 0
+    batches: int = 0
+
+    @property
+    def retries(self) -> int:
+        return self.requests - self.batches
+
+
+def batches(payload_blocks: Iterable[list[bytes]], size: int) -> Iterator[list[bytes]]:
+    """Consecutive batches of `size` messages (the last may be shorter), across block boundaries."""
+    batch: list[bytes] = []
+    for block in payload_blocks:
+        used = 0
+        while used < len(block):
+            take = block[used : used + size - len(batch)]
+            batch += take
+            used += len(take)
+            if len(batch) == size:
+                yield batch
+                batch = []
+    if batch:
+        yield batch
+
+
+def post_all(
+    collector: CollectorResource, payload_blocks: Iterable[list[bytes]], body: str, batch_size: int, concurrency: int
+) -> PostStats:
+    """POST every message in batches of `batch_size`, `concurrency` requests at once; batches are built only as
+    fast as they go out, so memory stays bounded."""
+    stats, lock = PostStats(), threading.Lock()
+
+    def job(batch: list[bytes]) -> Callable[[], None]:
+        def run() -> None:
+            requests = collector.post_batch(batch, body)
+            with lock:
+                stats.messages += len(batch)
+                stats.bytes += sum(map(len, batch))
+                stats.requests += requests
+                stats.batches += 1
+
+        return run
+
+    for _ in ordered((job(b) for b in batches(payload_blocks, batch_size)), concurrency, 2 * concurrency):
+        pass
+    return stats
