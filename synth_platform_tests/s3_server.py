@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 import pytest
+from moto.s3.exceptions import AccessForbidden
+from moto.s3.models import S3Backend
 from moto.server import ThreadedMotoServer
 
 from synth_platform_tests.mqtt_broker import free_port
@@ -49,3 +52,26 @@ def s3(_moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> S3Server:
     bucket = f"synth-test-{uuid.uuid4().hex[:10]}"
     client.create_bucket(Bucket=bucket)
     return S3Server(_moto_endpoint, bucket, client)
+
+
+@contextmanager
+def puts(refuse: str | None = None) -> Iterator[list[str]]:
+    """Records, in order, the key of every object the server stores (a single put or a completed multipart
+    upload); with `refuse`, every put of a key containing it is refused (each attempt reaches the server and
+    fails, as a store that keeps failing would), and its key is recorded with a `refused:` prefix."""
+    seen: list[str] = []
+    original = S3Backend.put_object
+
+    def put_object(self, bucket_name: str, key_name: str, *args, **kwargs):
+        if refuse is not None and refuse in key_name:
+            seen.append(f"refused:{key_name}")
+            raise AccessForbidden("injected failure")
+        key = original(self, bucket_name, key_name, *args, **kwargs)
+        seen.append(key_name)
+        return key
+
+    S3Backend.put_object = put_object
+    try:
+        yield seen
+    finally:
+        S3Backend.put_object = original

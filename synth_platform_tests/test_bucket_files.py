@@ -1,4 +1,5 @@
-"""BucketResource against a local folder and against GCS (gcp-storage-emulator in-process, real client)."""
+"""BucketResource against a local folder, GCS (gcp-storage-emulator in-process) and S3 (moto's server in-process),
+each with its real client."""
 
 from __future__ import annotations
 
@@ -15,15 +16,19 @@ from synth_platform.sinks.parts import Piece, write_pieces
 from synth_platform.sinks.prefix_writer import MANIFEST
 from synth_platform.sinks.stores import UploadFailed
 from synth_platform_tests.gcs_emulator import fail_uploads
+from synth_platform_tests.s3_server import puts
 
 PREFIX = "stream/dt=2026-03-01/"
 
 
-@pytest.fixture(params=["local", "gcs"])
+@pytest.fixture(params=["local", "gcs", "s3"])
 def bucket(request: pytest.FixtureRequest, tmp_path) -> BucketResource:
     if request.param == "local":
         return BucketResource(url=str(tmp_path / "bucket"))
-    url = request.getfixturevalue("gcs_bucket_url")
+    if request.param == "s3":
+        url = f"s3://{request.getfixturevalue('s3').bucket}/data"
+    else:
+        url = request.getfixturevalue("gcs_bucket_url")
     return BucketResource(url=url, upload_workers=4, staging_dir=str(tmp_path / "staging"), retry_backoff_seconds=0)
 
 
@@ -148,3 +153,28 @@ def test_staging_stays_bounded(gcs_bucket_url, tmp_path):
     assert bucket.manifest(PREFIX)["rows"] == 12
     assert peak <= 1_000_000 + 400_000  # the limit plus the file being written
     assert not [f for f in staging.rglob("*") if f.is_file()]
+
+
+def test_s3_multipart_uploads_keep_the_whole_file_s_crc32c(s3, tmp_path):
+    """Past part_mb a file goes up in parts (put by a bounded pool); S3 stores the whole object's CRC32C, which
+    must equal the writer's, and the bytes read back are the bytes written."""
+    bucket = BucketResource(url=f"s3://{s3.bucket}/data", part_mb=5, staging_dir=str(tmp_path / "staging"))
+    blocks = [Piece("part-00000", 1, bytes([65 + i]) * 4_000_000, i, 1) for i in range(3)]  # 12 MB: 3 parts
+    with puts() as stored, bucket.replace_prefix(PREFIX) as writer:
+        write_pieces(writer, blocks, "ndjson", 100_000_000)
+        writer.commit({})
+    assert stored == ["data/" + PREFIX + "part-00000.ndjson", "data/" + PREFIX + MANIFEST]  # the manifest last
+    (entry,) = bucket.manifest(PREFIX)["files"]
+    head = s3.client.head_object(Bucket=s3.bucket, Key="data/" + PREFIX + entry["name"], ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32C"] == entry["crc32c"] and head["ChecksumType"] == "FULL_OBJECT"
+    assert bucket.read_bytes(PREFIX + entry["name"]) == b"".join(p.data for p in blocks)
+    assert not list((tmp_path / "staging").rglob("*.ndjson"))  # confirmed, so gone from staging
+
+
+def test_an_s3_put_whose_checksum_differs_is_not_accepted(s3, tmp_path):
+    store = BucketResource(url=f"s3://{s3.bucket}/data", attempts=2, retry_backoff_seconds=0).store
+    local = tmp_path / "part.ndjson"
+    local.write_bytes(b'{"a":1}\n')
+    with pytest.raises(UploadFailed, match="differs from the file's"):
+        store.put_file(local, PREFIX + "part.ndjson", "AAAAAA==")  # not this file's CRC32C
+    assert local.exists()  # kept for a retry

@@ -1,4 +1,5 @@
-"""The smart-meter assets through Dagster: files in a local folder and in GCS (emulator), checks, live slices."""
+"""The smart-meter assets through Dagster: files in a local folder, in GCS (emulator) and in S3 (moto), checks, live
+slices."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.gcs_emulator import fail_uploads
 from synth_platform_tests.runs import checks_passed, run_days
+from synth_platform_tests.s3_server import puts
 
 DAYS = ["2026-03-01", "2026-03-02"]
 CHECKS = "meter_checks"
@@ -263,3 +265,30 @@ def test_gcs_bucket_idempotent_and_upload_failure(config_dir, monkeypatch, insta
     assert results["manifest_matches_objects"] is False
     assert run_days(defs, instance, DAYS[0]).success  # the retry completes the day
     assert snapshot(bucket) == before
+
+
+def test_s3_bucket_idempotent_manifest_last_and_upload_failure(config_dir, monkeypatch, instance, s3):
+    url = f"s3://{s3.bucket}/data"
+    defs = make_defs(config_dir, monkeypatch, url)
+    with puts() as stored:
+        assert run_days(defs, instance, DAYS[0], DAYS[1]).success
+    bucket = BucketResource(url=url)
+    before = snapshot(bucket)
+    assert {n.split("/")[1] for n in before} == {f"dt={d}" for d in DAYS} and len(before) == 2 * 4
+    for day in DAYS:  # each day's manifest is stored after every file it lists
+        names = [k for k in stored if f"/dt={day}/" in k]
+        assert names[-1].endswith(MANIFEST) and len(names) == 4
+    assert all(checks_passed(run_days(defs, instance, DAYS[0], DAYS[1], job=CHECKS)).values())
+    assert run_days(defs, instance, DAYS[0]).success
+    assert snapshot(bucket) == before  # re-written identically
+
+    with puts(refuse="part-00001") as stored:
+        failed = run_days(defs, instance, DAYS[0], raise_on_error=False)
+    assert not failed.success and any(k.startswith("refused:") for k in stored)
+    assert not any(k.endswith(f"/dt={DAYS[0]}/{MANIFEST}") for k in stored)
+    assert bucket.manifest(f"meter_readings/dt={DAYS[0]}/") is None  # never a manifest over missing objects
+    assert run_days(defs, instance, DAYS[0]).success  # the retry completes the day
+    assert snapshot(bucket) == before
+
+    assert bucket.delete_before("meter_readings", Window.for_day(DAYS[1]).start.date()) == 4  # retention
+    assert {n.split("/")[1] for n in bucket.list("meter_readings/")} == {f"dt={DAYS[1]}"}

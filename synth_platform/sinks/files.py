@@ -52,11 +52,13 @@ def slice_window(day_prefix: str, slice_name: str) -> Window | None:
 
 
 class BucketResource(dg.ConfigurableResource):
-    """Files in a local folder or under gs://bucket/prefix (SYNTH_BUCKET_URL), through dagster-gcp's GCSResource."""
+    """Files in a local folder, under gs://bucket/prefix (dagster-gcp's GCSResource) or s3://bucket/prefix (boto3;
+    AWS_ENDPOINT_URL for S3-compatible stores): SYNTH_BUCKET_URL."""
 
-    url: str = Field(description="gs://bucket/prefix, or a local folder")
+    url: str = Field(description="gs://bucket/prefix, s3://bucket/prefix, or a local folder")
     project: str | None = Field(None, description="GCP project of the bucket (GCS only)")
-    upload_workers: int = Field(8, ge=1, le=64, description="Concurrent uploads (GCS)")
+    upload_workers: int = Field(8, ge=1, le=64, description="Concurrent uploads (GCS, S3)")
+    part_mb: int = Field(64, ge=5, le=5000, description="S3: files above this go up in parts of this size")
     staging_dir: str = Field("", description="Local staging folder for uploads (default: the system temp folder)")
     staging_mb: int = Field(1024, ge=1, description="Staged bytes waiting for upload before writing pauses")
     attempts: int = Field(5, ge=1, description="Tries per object before the write fails")
@@ -64,7 +66,7 @@ class BucketResource(dg.ConfigurableResource):
 
     @property
     def store(self) -> Store:
-        return store_for(self.url, self.project, self.attempts, self.retry_backoff_seconds)
+        return store_for(self.url, self.project, self.attempts, self.retry_backoff_seconds, self.part_mb)
 
     def uri(self, name: str = "") -> str:
         return self.store.uri(name)

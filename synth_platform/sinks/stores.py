@@ -1,7 +1,7 @@
-"""Where bucket files live: a small store protocol and its stores (a local folder, GCS). A store lists, reads,
+"""Where bucket files live: a small store protocol and its stores (a local folder, GCS, S3). A store lists, reads,
 puts (atomically, verified by CRC32C) and deletes objects named relative to its root; everything about writing a
 prefix (staging, checksums, stale files, the manifest last) is written once, against this protocol, in
-prefix_writer.py. Adding a store (S3, ...) is one class here and one branch in `store_for`."""
+prefix_writer.py. Adding a store is one class here and one branch in `store_for`."""
 
 from __future__ import annotations
 
@@ -70,6 +70,23 @@ class Store(Protocol):
 
     def settle(self, prefix: str) -> None:
         """After a prefix's stale objects are deleted and before its manifest: make what was written durable."""
+
+
+def retrying(action: Callable[[], Any], attempts: int, backoff_seconds: float, where: str) -> Any:
+    """`action()`, tried up to `attempts` times with a doubling delay; a missing object is an answer, not a
+    failure, and is raised at once."""
+    delay = backoff_seconds
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except (FileNotFoundError, NotFoundError):
+            raise
+        except Exception as exc:
+            if attempt == attempts:
+                raise UploadFailed(f"{where}: gave up after {attempt} attempts: {short_reason(exc)}") from exc
+            time.sleep(delay)
+            delay *= 2
+    return None
 
 
 def short_reason(exc: BaseException) -> str:
@@ -252,22 +269,133 @@ class GcsStore:
         return None  # an object is durable once its put returned
 
     def _retrying(self, action: Callable[[], Any]) -> Any:
-        delay = self.backoff_seconds
-        for attempt in range(1, self.attempts + 1):
-            try:
-                return action()
-            except (FileNotFoundError, NotFoundError):
-                raise
-            except Exception as exc:
-                if attempt == self.attempts:
-                    raise UploadFailed(f"{self.uri()}: gave up after {attempt} attempts: {short_reason(exc)}") from exc
-                time.sleep(delay)
-                delay *= 2
+        return retrying(action, self.attempts, self.backoff_seconds, self.uri())
+
+
+@functools.cache
+def _s3_client(endpoint: str | None, region: str | None) -> Any:
+    import boto3
+    from botocore.config import Config
+
+    # Credentials as boto3 finds them; endpoint and region are the cache key, so another S3-compatible store gets
+    # its own client. One attempt per call: S3Store retries whole operations (a put with its verification).
+    config = Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=64)
+    return boto3.session.Session().client("s3", endpoint_url=endpoint, region_name=region, config=config)
+
+
+# Each request carries the CRC32C of its body, which S3 checks against what it received (a refused request is
+# retried); S3 stores the whole object's CRC32C (FULL_OBJECT: also for multipart uploads, combined from the parts).
+_CRC32C_UPLOAD = {"ChecksumAlgorithm": "CRC32C", "ChecksumType": "FULL_OBJECT"}
+
+
+class S3Store:
+    """s3://bucket/prefix through boto3: AWS, or an S3-compatible store (MinIO, R2, Ceph) at AWS_ENDPOINT_URL.
+    A file goes up with boto3's managed transfer (multipart above `part_mb`, its parts put by a bounded pool),
+    each request checksummed (CRC32C) and verified by S3; the put counts only once the CRC32C S3 stored for the
+    whole object equals the one computed while the file was written, so what is listed in a manifest is what the
+    writer produced."""
+
+    def __init__(self, url: str, attempts: int, backoff_seconds: float, part_mb: int = 64, part_workers: int = 4):
+        from boto3.s3.transfer import TransferConfig
+
+        bucket, _, base = url.removeprefix("s3://").partition("/")
+        self.bucket_name = bucket
+        self.base = base.strip("/") + "/" if base.strip("/") else ""
+        self.attempts, self.backoff_seconds = attempts, backoff_seconds
+        part = part_mb << 20
+        self.transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=part_workers)
+
+    def _client(self) -> Any:
+        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+        return _s3_client(os.environ.get("AWS_ENDPOINT_URL") or None, region or None)
+
+    def uri(self, name: str = "") -> str:
+        return f"s3://{self.bucket_name}/{self.base}{name}"
+
+    def local_dir(self, prefix: str) -> None:
         return None
 
+    def list(self, prefix: str) -> dict[str, ObjectInfo]:
+        def pages() -> list[dict]:
+            paginator = self._client().get_paginator("list_objects_v2")
+            return list(paginator.paginate(Bucket=self.bucket_name, Prefix=self.base + prefix))
 
-def store_for(url: str, project: str | None = None, attempts: int = 5, backoff_seconds: float = 0.5) -> Store:
-    """The store a bucket URL names: gs://bucket/prefix, else a local folder."""
+        cut = len(self.base)
+        objects = (o for page in self._retrying(pages) for o in page.get("Contents", []))
+        return {o["Key"][cut:]: ObjectInfo(o["Key"][cut:], int(o["Size"]), None) for o in objects}
+
+    def read(self, name: str) -> bytes:
+        def get() -> bytes:
+            try:
+                return self._client().get_object(Bucket=self.bucket_name, Key=self.base + name)["Body"].read()
+            except self._client().exceptions.NoSuchKey as exc:
+                raise FileNotFoundError(self.uri(name)) from exc
+
+        return self._retrying(get)
+
+    def checksum(self, info: ObjectInfo) -> str:
+        stored = self._stored_crc32c(info.name)
+        if stored is not None and "-" not in stored:
+            return stored
+        crc = google_crc32c.Checksum()  # no full-object CRC32C stored (written by another tool): read it
+        crc.update(self.read(info.name))
+        return crc32c_b64(crc)
+
+    def _stored_crc32c(self, name: str) -> str | None:
+        head = self._retrying(
+            lambda: self._client().head_object(Bucket=self.bucket_name, Key=self.base + name, ChecksumMode="ENABLED")
+        )
+        return head.get("ChecksumCRC32C")
+
+    def put_file(self, local: Path, name: str, crc32c: str) -> None:
+        def attempt() -> None:
+            self._client().upload_file(
+                str(local), self.bucket_name, self.base + name, ExtraArgs=_CRC32C_UPLOAD, Config=self.transfer
+            )
+            stored = self._stored_crc32c(name)
+            if stored != crc32c:
+                raise UploadFailed(f"{self.uri(name)}: stored CRC32C {stored} differs from the file's {crc32c}")
+
+        self._retrying(attempt)
+        local.unlink()  # only once the object is confirmed
+
+    def put_bytes(self, name: str, data: bytes) -> None:
+        self._retrying(
+            lambda: self._client().put_object(
+                Bucket=self.bucket_name, Key=self.base + name, Body=data, ContentType="application/json",
+                ChecksumAlgorithm="CRC32C",
+            )
+        )  # fmt: skip
+
+    def delete(self, names: Iterable[str]) -> int:
+        names = list(names)
+        for start in range(0, len(names), 1000):  # DeleteObjects takes at most 1,000 keys
+            keys = [{"Key": self.base + n} for n in names[start : start + 1000]]
+            self._retrying(lambda k=keys: self._delete_batch(k))
+        return len(names)
+
+    def _delete_batch(self, keys: list[dict[str, str]]) -> None:
+        answer = self._client().delete_objects(Bucket=self.bucket_name, Delete={"Objects": keys, "Quiet": True})
+        errors = answer.get("Errors") or []
+        if errors:
+            raise UploadFailed(f"{self.uri()}: {len(errors)} deletes refused, e.g. {errors[0].get('Message')}")
+
+    def delete_prefix(self, prefix: str) -> int:
+        return self.delete(self.list(prefix))
+
+    def settle(self, prefix: str) -> None:
+        return None  # an object is durable once its put returned
+
+    def _retrying(self, action: Callable[[], Any]) -> Any:
+        return retrying(action, self.attempts, self.backoff_seconds, self.uri())
+
+
+def store_for(
+    url: str, project: str | None = None, attempts: int = 5, backoff_seconds: float = 0.5, part_mb: int = 64
+) -> Store:
+    """The store a bucket URL names: gs://bucket/prefix, s3://bucket/prefix, else a local folder."""
     if url.startswith("gs://"):
         return GcsStore(url, project, attempts, backoff_seconds)
+    if url.startswith("s3://"):
+        return S3Store(url, attempts, backoff_seconds, part_mb)
     return LocalStore(url)
