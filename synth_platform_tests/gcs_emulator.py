@@ -6,7 +6,6 @@ failed upload does to a write.
 
 from __future__ import annotations
 
-import socket
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,17 +18,12 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from synth_platform.sinks.stores import _gcs_bucket
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from synth_platform_tests.services import free_port
 
 
 @pytest.fixture(scope="session")
 def gcs_host() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = create_server("127.0.0.1", port, in_memory=True)
     server.start()
     try:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import getpass
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -14,29 +13,15 @@ from pathlib import Path
 
 import orjson
 
-from synth_platform_tests.services import unavailable
+from synth_platform_tests.services import free_port, reachable, unavailable
 
 SHARED = ("127.0.0.1", 1883)
-
-
-def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
 
 
 def require_shared_broker() -> tuple[str, int]:
     if not reachable(*SHARED):
         unavailable("Mosquitto on 127.0.0.1:1883", "connection refused (`.ci/run` starts it with `mosquitto -d`)")
     return SHARED
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Mosquitto:

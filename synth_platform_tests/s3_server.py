@@ -15,7 +15,7 @@ from moto.s3.exceptions import AccessForbidden
 from moto.s3.models import S3Backend
 from moto.server import ThreadedMotoServer
 
-from synth_platform_tests.mqtt_broker import free_port
+from synth_platform_tests.services import free_port
 
 
 @dataclass(frozen=True)

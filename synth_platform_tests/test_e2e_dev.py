@@ -5,7 +5,6 @@ launched over GraphQL as the UI does completes with exactly the world's rows, an
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from synth_platform.world.power_usage import expected_rows as power_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.live_helpers import power_platform
+from synth_platform_tests.services import free_port
 
 pytestmark = pytest.mark.timeout(480)
 STREAMS = ("power_usage", READINGS)
@@ -54,12 +54,6 @@ query LiveRuns($stream: String!) {
     ... on Runs { results { runId status tags { key value } } }
   }
 }"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Dev:

@@ -16,6 +16,7 @@ from synth_platform.streams.telemetry import MessageBlock, message_blocks
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.windows import Window
 from synth_platform_tests.mqtt_broker import Mosquitto, Subscriber, require_shared_broker
+from synth_platform_tests.services import free_port
 from synth_platform_tests.telemetry_helpers import DAY, expected_readings, telemetry_platform
 
 WINDOW = Window(
@@ -106,8 +107,6 @@ def test_a_wrong_password_fails_clearly_without_the_password(tmp_path):
 
 
 def test_an_unreachable_broker_fails_after_its_attempts():
-    from synth_platform_tests.mqtt_broker import free_port
-
     mqtt = MqttResource(url=f"mqtt://127.0.0.1:{free_port()}", connect_attempts=2, backoff_seconds=0.01)
     with pytest.raises(MqttError, match="unreachable after 2 attempts"):
         mqtt.publish([])
