@@ -76,3 +76,22 @@ def test_dagster_validate_passes_on_shipped_config_and_fails_on_broken(config_di
     broken = _validate(config_dir)
     assert broken.returncode != 0
     assert "power.yaml: usage.noise_sd: Input should be a valid number" in broken.stdout + broken.stderr
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"mqtt.topic": "meters/{serial}/readings"}, "mqtt.topic: unknown field {serial}: a topic may use {meter_id}"),
+        ({"mqtt.topic": "meters/+/readings"}, "mqtt.topic: must be a non-empty topic without the wildcards + and #"),
+        ({"mqtt.qos": 2}, "mqtt.qos: Input should be 0 or 1"),
+        ({"http.body": "xml"}, "http.body: Input should be 'ndjson' or 'json'"),
+        ({"http.batch_size": 0}, "http.batch_size: Input should be greater than or equal to 1"),
+        ({"meters": {"fleet": {"count": 3}}}, "meters: unknown key (the fleet and its readings come from meters.yaml)"),
+    ],
+)  # fmt: skip
+def test_invalid_telemetry_names_file_key_and_reason(config_dir, changes, expected):
+    edit_yaml(config_dir / "world.yaml", domains=["telemetry"])
+    edit_yaml(config_dir / "telemetry.yaml", **changes)
+    with pytest.raises(SpecError) as err:
+        load_platform(config_dir)
+    assert f"{config_dir / 'telemetry.yaml'}: {expected}" in str(err.value)
