@@ -6,6 +6,7 @@ transport's `backfill: true`, so history never floods a broker by accident."""
 from collections.abc import Callable
 
 import dagster as dg
+import numpy as np
 
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
@@ -21,15 +22,14 @@ from synth_platform.sinks.mqtt import MqttResource
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.specs.telemetry import TelemetrySpec
-from synth_platform.streams.telemetry import message_blocks, post_all
+from synth_platform.streams.telemetry import Sent, post_window, publish_window
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.windows import Window
 
 MQTT_ASSET = "meter_telemetry_mqtt"
 HTTP_ASSET = "meter_telemetry_http"
 
-# (window) -> (messages, bytes, requests or 0, retries, reconnects or 0) of sending that window
-Send = Callable[[Window], tuple[int, int, int, int, int]]
+Send = Callable[[np.ndarray, Window], Sent]  # (fleet ids, window) -> what sending the window took
 
 
 def build(platform: PlatformSpec) -> dg.Definitions:
@@ -48,27 +48,24 @@ def build(platform: PlatformSpec) -> dg.Definitions:
         if not (live or backfill):
             context.log.info("partition run: nothing sent (backfill: false); the live sensor sends each window")
             windows = []
-        totals = [0, 0, 0, 0, 0]
+        ids = id_numbers(seed, meters.fleet.count, meters.fleet.id_format) if windows else None
+        total = Sent()
         for window in windows:
-            result = send(window)
-            totals = [a + b for a, b in zip(totals, result, strict=True)]
-            context.log.info(f"{window}: {result[0]:,} messages to {target}")
-        messages, nbytes, requests, retries, reconnects = totals
+            sent = send(ids, window)
+            total += sent
+            context.log.info(f"{window}: {sent.messages:,} messages to {target}")
         return dg.MaterializeResult(
             metadata=provenance(
-                seed=seed, spec_hash=digest, window=shown, rows=messages, nbytes=nbytes, seconds=clock.seconds,
-                target=target,
-                messages=dg.MetadataValue.int(messages),
-                messages_per_s=dg.MetadataValue.float(round(messages / max(clock.seconds, 1e-9), 1)),
+                seed=seed, spec_hash=digest, window=shown, rows=total.messages, nbytes=total.bytes,
+                seconds=clock.seconds, target=target,
+                messages=dg.MetadataValue.int(total.messages),
+                messages_per_s=dg.MetadataValue.float(round(total.messages / max(clock.seconds, 1e-9), 1)),
                 windows_sent=dg.MetadataValue.int(len(windows)),
-                requests=dg.MetadataValue.int(requests),
-                retries=dg.MetadataValue.int(retries),
-                reconnects=dg.MetadataValue.int(reconnects),
+                requests=dg.MetadataValue.int(total.requests),
+                retries=dg.MetadataValue.int(total.retries),
+                reconnects=dg.MetadataValue.int(total.reconnects),
             )
         )  # fmt: skip
-
-    def fleet_ids():
-        return id_numbers(seed, meters.fleet.count, meters.fleet.id_format)
 
     assets = []
     if spec.mqtt.enabled:
@@ -85,12 +82,8 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             "published live, window by window; message_id is deterministic per meter and timestamp.",
         )
         def meter_telemetry_mqtt(context: dg.AssetExecutionContext, mqtt: MqttResource) -> dg.MaterializeResult:
-            ids = fleet_ids()
-
-            def send(window: Window) -> tuple[int, int, int, int, int]:
-                blocks = message_blocks(meters, seed, ids, window, mqtt_spec.topic)
-                s = mqtt.publish(blocks, mqtt_spec.qos, mqtt_spec.max_in_flight)
-                return s.messages, s.bytes, 0, s.retries, s.reconnects
+            def send(ids: np.ndarray, window: Window) -> Sent:
+                return publish_window(mqtt, meters, seed, ids, window, mqtt_spec)
 
             return deliver(context, mqtt_spec.backfill, f"{mqtt.target} {mqtt_spec.topic}", send)
 
@@ -112,12 +105,8 @@ def build(platform: PlatformSpec) -> dg.Definitions:
         def meter_telemetry_http(
             context: dg.AssetExecutionContext, collector: CollectorResource
         ) -> dg.MaterializeResult:
-            ids = fleet_ids()
-
-            def send(window: Window) -> tuple[int, int, int, int, int]:
-                payloads = (b.payloads for b in message_blocks(meters, seed, ids, window))
-                s = post_all(collector, payloads, http_spec.body, http_spec.batch_size, http_spec.concurrency)
-                return s.messages, s.bytes, s.requests, s.retries, 0
+            def send(ids: np.ndarray, window: Window) -> Sent:
+                return post_window(collector, meters, seed, ids, window, http_spec)
 
             return deliver(context, http_spec.backfill, collector.target, send)
 

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
 from synth_platform.pipelining import ordered
 from synth_platform.sinks.collector import CollectorResource
+from synth_platform.sinks.mqtt import MqttResource
 from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
 from synth_platform.specs.meters import MetersSpec
+from synth_platform.specs.telemetry import HttpDelivery, MqttDelivery
 from synth_platform.world import seeding
 from synth_platform.world.meter_ids import format_ids, id_strings
 from synth_platform.world.meters import QUALITY_GOOD, QUALITY_ZERO, Readings, readings, slot_starts
@@ -98,15 +100,38 @@ def message_blocks(
 
 
 @dataclass
-class PostStats:
+class Sent:
+    """What sending took: messages and bytes (the JSON payloads); HTTP requests and the batches they carried;
+    retries (HTTP: requests repeated; MQTT: messages re-sent after a reconnect) and reconnects (MQTT)."""
+
     messages: int = 0
     bytes: int = 0
-    requests: int = 0
     batches: int = 0
+    requests: int = 0
+    retries: int = 0
+    reconnects: int = 0
 
-    @property
-    def retries(self) -> int:
-        return self.requests - self.batches
+    def __iadd__(self, other: Sent) -> Sent:
+        for f in fields(self):
+            setattr(self, f.name, getattr(self, f.name) + getattr(other, f.name))
+        return self
+
+
+def publish_window(
+    mqtt: MqttResource, spec: MetersSpec, seed: int, ids: np.ndarray, window: Window, delivery: MqttDelivery
+) -> Sent:
+    """Every reading of the window as one MQTT message on its topic; returns once the broker acknowledged all."""
+    blocks = message_blocks(spec, seed, ids, window, delivery.topic)
+    stats = mqtt.publish(blocks, delivery.qos, delivery.max_in_flight)
+    return Sent(stats.messages, stats.bytes, retries=stats.retries, reconnects=stats.reconnects)
+
+
+def post_window(
+    collector: CollectorResource, spec: MetersSpec, seed: int, ids: np.ndarray, window: Window, delivery: HttpDelivery
+) -> Sent:
+    """Every reading of the window POSTed to the collector in batches."""
+    payloads = (b.payloads for b in message_blocks(spec, seed, ids, window))
+    return post_all(collector, payloads, delivery.body, delivery.batch_size, delivery.concurrency)
 
 
 def batches(payload_blocks: Iterable[list[bytes]], size: int) -> Iterator[list[bytes]]:
@@ -127,10 +152,10 @@ def batches(payload_blocks: Iterable[list[bytes]], size: int) -> Iterator[list[b
 
 def post_all(
     collector: CollectorResource, payload_blocks: Iterable[list[bytes]], body: str, batch_size: int, concurrency: int
-) -> PostStats:
+) -> Sent:
     """POST every message in batches of `batch_size`, `concurrency` requests at once; batches are built only as
     fast as they go out, so memory stays bounded."""
-    stats, lock = PostStats(), threading.Lock()
+    stats, lock = Sent(), threading.Lock()
 
     def job(batch: list[bytes]) -> Callable[[], None]:
         def run() -> None:
@@ -139,6 +164,7 @@ def post_all(
                 stats.messages += len(batch)
                 stats.bytes += sum(map(len, batch))
                 stats.requests += requests
+                stats.retries += requests - 1
                 stats.batches += 1
 
         return run
