@@ -7,10 +7,10 @@ import uuid
 from datetime import timedelta
 
 import paho.mqtt.client as paho
-from synth_platform.telemetry import message_blocks
 
 from synth_platform.sinks.mqtt import MqttResource
 from synth_platform.specs.meters import MetersSpec
+from synth_platform.streams.telemetry import message_blocks
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.windows import Window
 

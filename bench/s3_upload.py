@@ -1,6 +1,6 @@
 """A day of meter reading files into moto's S3 server (its own process, as S3 is another machine): the bucket sink
 (staging, CRC32C per file, bounded parallel uploads checksummed and verified by S3, manifest last) vs a plain loop
-of boto3 `upload_file` over the same files, in the same run. Target: sink >= 0.8x the loop's MB/s."""
+of boto3 `upload_file` over the same files, in the same run (best of two each). Target: sink >= 0.8x the loop's MB/s."""
 
 import os
 import subprocess
@@ -55,25 +55,32 @@ def _run(endpoint: str) -> bool:
         total = sum(p.stat().st_size for p, _ in files)
         print(f"{len(files)} files, {total / 1e6:,.0f} MB NDJSON (one day of {METERS} meters)")
 
-        bucket = BucketResource(url=f"s3://{bucket_name}/sink", staging_dir=str(Path(tmp) / "staging"))
-        started = time.perf_counter()
-        with bucket.replace_prefix(result.prefix) as writer:
-            for path, name in files:
-                with writer.open(name.removeprefix(result.prefix)) as staged, open(path, "rb") as source:
-                    for chunk in iter(lambda s=source: s.read(CHUNK), b""):
-                        staged.write(chunk)
-            writer.commit({"bench": True})
-        sink_rate = total / (time.perf_counter() - started) / 1e6
-        print(f"sink: {sink_rate:,.1f} MB/s ({bucket.store.uri(result.prefix)}, CRC32C verified, manifest last)")
+        def sink(run: int) -> float:
+            bucket = BucketResource(url=f"s3://{bucket_name}/sink{run}", staging_dir=str(Path(tmp) / "staging"))
+            started = time.perf_counter()
+            with bucket.replace_prefix(result.prefix) as writer:
+                for path, name in files:
+                    with writer.open(name.removeprefix(result.prefix)) as staged, open(path, "rb") as source:
+                        for chunk in iter(lambda s=source: s.read(CHUNK), b""):
+                            staged.write(chunk)
+                writer.commit({"bench": True})
+            return total / (time.perf_counter() - started) / 1e6
 
-        started = time.perf_counter()
-        for path, name in files:
-            client.upload_file(str(path), bucket_name, f"loop/{name}")
-        loop_rate = total / (time.perf_counter() - started) / 1e6
+        def loop(run: int) -> float:
+            started = time.perf_counter()
+            for path, name in files:
+                client.upload_file(str(path), bucket_name, f"loop{run}/{name}")
+            return total / (time.perf_counter() - started) / 1e6
+
+        # best of two, alternating, so that neither side gets only the cold or only the warm server
+        sink_rate, loop_rate = 0.0, 0.0
+        for run in range(2):
+            sink_rate, loop_rate = max(sink_rate, sink(run)), max(loop_rate, loop(run))
+        print(f"sink: {sink_rate:,.1f} MB/s (staging, CRC32C verified by S3 and read back, manifest last)")
         print(f"boto3 upload_file loop: {loop_rate:,.1f} MB/s")
 
     stored = {o["Key"]: o["Size"] for o in client.list_objects_v2(Bucket=bucket_name)["Contents"]}
-    assert all(stored[f"sink/{n}"] == stored[f"loop/{n}"] for _, n in files), "the two uploads differ"
+    assert all(stored[f"sink0/{n}"] == stored[f"loop0/{n}"] for _, n in files), "the two uploads differ"
     ratio = sink_rate / loop_rate
     ok = ratio >= 0.8
     print(f"sink / upload_file loop = {ratio:.2f}x (target >= 0.8x)")
