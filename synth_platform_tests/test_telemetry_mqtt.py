@@ -116,3 +116,15 @@ def test_credentials_in_the_url_are_refused_without_echoing_them():
     with pytest.raises(MqttError) as failure:
         MqttResource(url="mqtt://user:hunter2@127.0.0.1:1883").publish([])
     assert "hunter2" not in str(failure.value) and "SYNTH_MQTT_PASSWORD" in str(failure.value)
+
+
+def test_tls_with_the_broker_s_ca_and_a_clear_failure_without_it(tmp_path):
+    with Mosquitto(tmp_path, tls=True) as broker:
+        url = f"mqtts://127.0.0.1:{broker.port}"
+        spec = MetersSpec.model_validate({"fleet": {"count": 3}})
+        blocks = list(message_blocks(spec, 1, id_numbers(1, 3), WINDOW, "tls/{meter_id}"))
+        stats = MqttResource(url=url, ca_certs=str(broker.ca_file)).publish(blocks)
+        assert stats.messages == 3 * 60 and stats.reconnects == 0
+        # the system CAs do not know this broker's certificate: refused before a byte of data is sent
+        with pytest.raises(MqttError, match=r"unreachable after 1 attempts: SSLCertVerificationError"):
+            MqttResource(url=url, connect_attempts=1).publish(blocks)
