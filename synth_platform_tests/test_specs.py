@@ -81,7 +81,9 @@ def test_dagster_validate_passes_on_shipped_config_and_fails_on_broken(config_di
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"mqtt.topic": "meters/{serial}/readings"}, "mqtt.topic: unknown field {serial}: a topic may use {meter_id}"),
+        ({"mqtt.topic": "m/{serial}"}, "mqtt: topic: unknown field {serial}: a meters topic may use {meter_id} and"),
+        ({"source": "power", "mqtt.topic": "m/{meter_id}"}, "mqtt: topic: unknown field {meter_id}: a power topic"),
+        ({"source": "weather"}, "source: Input should be 'meters' or 'power'"),
         ({"mqtt.topic": "meters/+/readings"}, "mqtt.topic: must be a non-empty topic without the wildcards + and #"),
         ({"mqtt.qos": 2}, "mqtt.qos: Input should be 0 or 1"),
         ({"http.body": "xml"}, "http.body: Input should be 'ndjson' or 'json'"),

@@ -30,7 +30,7 @@ def test_a_live_window_arrives_once_through_429_and_500(body, config_dir, monkey
         monkeypatch.setenv("SYNTH_COLLECTOR_URL", server.url)
         defs = build_definitions(platform)
         tags = {LIVE_WINDOW_START_TAG: WINDOW.start.isoformat(), LIVE_WINDOW_END_TAG: WINDOW.end.isoformat()}
-        result = defs.resolve_job_def("live_meter_telemetry_http").execute_in_process(
+        result = defs.resolve_job_def("live_telemetry_http").execute_in_process(
             instance=instance, partition_key=DAY, tags=tags
         )
     assert result.success
@@ -44,7 +44,7 @@ def test_a_live_window_arrives_once_through_429_and_500(body, config_dir, monkey
     limited = next(s for s in server.seen if s.status == 429)
     retry = next(s for s in server.seen if s.first_id == limited.first_id and s.at > limited.at)
     assert retry.at - limited.at >= 0.95  # Retry-After: 1 was honoured
-    meta = result.asset_materializations_for_node("meter_telemetry_http")[0].metadata
+    meta = result.asset_materializations_for_node("telemetry_http")[0].metadata
     assert meta["messages"].value == len(expected)
     assert meta["requests"].value == batches + 2 and meta["retries"].value == 2
 

@@ -14,7 +14,9 @@ from synth_platform.sinks.mqtt import MqttError, MqttResource
 from synth_platform.specs.meters import MetersSpec
 from synth_platform.streams.telemetry import MessageBlock, message_blocks
 from synth_platform.world.meter_ids import id_numbers
+from synth_platform.world.power_usage import power_usage
 from synth_platform.world.windows import Window
+from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.mqtt_broker import Mosquitto, Subscriber, require_shared_broker
 from synth_platform_tests.services import free_port
 from synth_platform_tests.telemetry_helpers import DAY, expected_readings, telemetry_platform
@@ -36,7 +38,7 @@ def test_a_live_window_publishes_each_of_its_readings_once_on_its_topic(config_d
     defs = build_definitions(platform)
     expected = expected_readings(platform, WINDOW)
     with Subscriber(host, port, f"{root}/#") as sub:
-        live = defs.resolve_job_def("live_meter_telemetry_mqtt")
+        live = defs.resolve_job_def("live_telemetry_mqtt")
         result = live.execute_in_process(instance=instance, partition_key=DAY, tags=live_tags(WINDOW))
         assert result.success
         ids = sub.wait_for(len(expected))
@@ -48,9 +50,7 @@ def test_a_live_window_publishes_each_of_its_readings_once_on_its_topic(config_d
         count = len(sub.received)
         assert (
             defs.resolve_implicit_global_asset_job_def()
-            .execute_in_process(
-                instance=instance, partition_key=DAY, asset_selection=[dg.AssetKey("meter_telemetry_mqtt")]
-            )
+            .execute_in_process(instance=instance, partition_key=DAY, asset_selection=[dg.AssetKey("telemetry_mqtt")])
             .success
         )
         assert len(sub.wait_for(len(expected) + 1, timeout=2)) == len(expected) and len(sub.received) == count
@@ -62,7 +62,7 @@ def test_a_live_window_publishes_each_of_its_readings_once_on_its_topic(config_d
     assert set(next(iter(by_id.values()))[1]) == {
         "message_id", "meter_id", "timestamp", "power_kw", "energy_kwh", "voltage"
     }  # fmt: skip
-    meta = result.asset_materializations_for_node("meter_telemetry_mqtt")[0].metadata
+    meta = result.asset_materializations_for_node("telemetry_mqtt")[0].metadata
     assert meta["messages"].value == len(expected) and meta["bytes"].value > 0 and meta["retries"].value == 0
     assert "messages_per_s" in meta and meta["window"].value == str(WINDOW)
 
@@ -128,3 +128,23 @@ def test_tls_with_the_broker_s_ca_and_a_clear_failure_without_it(tmp_path):
         # the system CAs do not know this broker's certificate: refused before a byte of data is sent
         with pytest.raises(MqttError, match=r"unreachable after 1 attempts: SSLCertVerificationError"):
             MqttResource(url=url, connect_attempts=1).publish(blocks)
+
+
+def test_power_devices_publish_each_usage_reading_of_a_window_once(config_dir, monkeypatch, instance):
+    host, port = require_shared_broker()
+    root = f"synth-test-{uuid.uuid4().hex[:8]}"
+    edit_yaml(config_dir / "power.yaml", **{"devices.count": 30, "usage.interval_minutes": 15})
+    platform = telemetry_platform(config_dir, source="power", **{"mqtt.topic": root + "/devices/{device_id}/usage"})
+    monkeypatch.setenv("SYNTH_MQTT_URL", f"mqtt://{host}:{port}")
+    window = Window(WINDOW.start, WINDOW.start + timedelta(minutes=15))
+    usage = power_usage(platform.get("telemetry").meters.power, platform.world.seed, window)
+    expected = {(r["device_id"], r["timestamp"].strftime("%Y-%m-%dT%H:%M:%SZ"), r["power_usage_kwh"])
+                for r in usage.to_pylist()}  # fmt: skip
+    with Subscriber(host, port, f"{root}/#") as sub:
+        live = build_definitions(platform).resolve_job_def("live_telemetry_mqtt")
+        assert live.execute_in_process(instance=instance, partition_key=DAY, tags=live_tags(window)).success
+        ids = sub.wait_for(len(expected))
+    by_id = {body["message_id"]: (topic, body) for topic, body in sub.received}
+    assert len(ids) == len(expected) == usage.num_rows
+    assert {(b["device_id"], b["timestamp"], b["power_usage_kwh"]) for _, b in by_id.values()} == expected
+    assert all(topic == f"{root}/devices/{b['device_id']}/usage" for topic, b in by_id.values())

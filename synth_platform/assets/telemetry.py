@@ -1,6 +1,7 @@
-"""Device telemetry wiring: the meter fleet's readings sent as the devices would send them, one asset per
-transport (MQTT broker, HTTP collector). Each is a live stream at the meters' `live_slice_minutes`: a live run
-sends exactly its window's readings; a partition run (a backfill, the daily close) sends nothing unless the
+"""Device telemetry wiring: the fleet's readings (smart meters or power devices) sent as the devices would send
+them, one asset per transport (`telemetry_mqtt`, `telemetry_http`). Each is a live stream at the fleet's reporting
+cadence (the meters' `live_slice_minutes`, the power devices' `usage.interval_minutes`): a live run sends exactly
+its window's readings; a partition run (a backfill, the daily close) sends nothing unless the
 transport's `backfill: true`, so history never floods a broker by accident."""
 
 from collections.abc import Callable
@@ -26,9 +27,6 @@ from synth_platform.streams.telemetry import Sent, post_window, publish_window
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.windows import Window
 
-MQTT_ASSET = "meter_telemetry_mqtt"
-HTTP_ASSET = "meter_telemetry_http"
-
 Send = Callable[[np.ndarray, Window], Sent]  # (fleet ids, window) -> what sending the window took
 
 
@@ -38,17 +36,18 @@ def build(platform: PlatformSpec) -> dg.Definitions:
     seed = platform.world.seed
     digest = spec_hash(spec, seed)
     partitions = daily_partitions(platform.world)
-    slice_s = meters.live_slice_seconds
+    cadence_s = spec.cadence_seconds
 
     def deliver(context: dg.AssetExecutionContext, backfill: bool, target: str, send: Send) -> dg.MaterializeResult:
         clock = Stopwatch()
         live = LIVE_WINDOW_START_TAG in context.run.tags
-        windows = windows_to_write(context, slice_s)
+        windows = windows_to_write(context, cadence_s)
         shown = windows[0] if live else run_window(context)
         if not (live or backfill):
             context.log.info("partition run: nothing sent (backfill: false); the live sensor sends each window")
             windows = []
-        ids = id_numbers(seed, meters.fleet.count, meters.fleet.id_format) if windows else None
+        meter_ids = windows and spec.source == "meters"
+        ids = id_numbers(seed, meters.fleet.count, meters.fleet.id_format) if meter_ids else None
         total = Sent()
         for window in windows:
             sent = send(ids, window)
@@ -72,43 +71,39 @@ def build(platform: PlatformSpec) -> dg.Definitions:
         mqtt_spec = spec.mqtt
 
         @dg.asset(
-            name=MQTT_ASSET,
             group_name="telemetry",
             kinds={"mqtt"},
             partitions_def=partitions,
             backfill_policy=dg.BackfillPolicy.single_run(),
-            metadata={LIVE_CADENCE_METADATA: slice_s},
-            description=f"Each meter reading as one JSON message on `{mqtt_spec.topic}` (QoS {mqtt_spec.qos}), "
-            "published live, window by window; message_id is deterministic per meter and timestamp.",
+            metadata={LIVE_CADENCE_METADATA: cadence_s},
+            description=f"Each {spec.source} reading as one JSON message on `{spec.topic}` (QoS {mqtt_spec.qos}), "
+            "published live, window by window; message_id is deterministic per device and timestamp.",
         )
-        def meter_telemetry_mqtt(context: dg.AssetExecutionContext, mqtt: MqttResource) -> dg.MaterializeResult:
+        def telemetry_mqtt(context: dg.AssetExecutionContext, mqtt: MqttResource) -> dg.MaterializeResult:
             def send(ids: np.ndarray, window: Window) -> Sent:
-                return publish_window(mqtt, meters, seed, ids, window, mqtt_spec)
+                return publish_window(mqtt, spec, seed, ids, window)
 
-            return deliver(context, mqtt_spec.backfill, f"{mqtt.target} {mqtt_spec.topic}", send)
+            return deliver(context, mqtt_spec.backfill, f"{mqtt.target} {spec.topic}", send)
 
-        assets.append(meter_telemetry_mqtt)
+        assets.append(telemetry_mqtt)
 
     if spec.http.enabled:
         http_spec = spec.http
 
         @dg.asset(
-            name=HTTP_ASSET,
             group_name="telemetry",
             kinds={"http"},
             partitions_def=partitions,
             backfill_policy=dg.BackfillPolicy.single_run(),
-            metadata={LIVE_CADENCE_METADATA: slice_s},
-            description=f"Each meter reading as one JSON object, POSTed to the collector in batches of "
+            metadata={LIVE_CADENCE_METADATA: cadence_s},
+            description=f"Each {spec.source} reading as one JSON object, POSTed to the collector in batches of "
             f"{http_spec.batch_size} ({http_spec.body}), live, window by window.",
         )
-        def meter_telemetry_http(
-            context: dg.AssetExecutionContext, collector: CollectorResource
-        ) -> dg.MaterializeResult:
+        def telemetry_http(context: dg.AssetExecutionContext, collector: CollectorResource) -> dg.MaterializeResult:
             def send(ids: np.ndarray, window: Window) -> Sent:
-                return post_window(collector, meters, seed, ids, window, http_spec)
+                return post_window(collector, spec, seed, ids, window)
 
             return deliver(context, http_spec.backfill, collector.target, send)
 
-        assets.append(meter_telemetry_http)
+        assets.append(telemetry_http)
     return dg.Definitions(assets=assets)

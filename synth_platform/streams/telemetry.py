@@ -1,8 +1,9 @@
-"""Device telemetry: the meter fleet reporting each reading as one message, as the devices themselves would.
+"""Device telemetry: a fleet (the smart meters, or the power devices) reporting each reading as one message, as the
+devices themselves would.
 
-A message is the reading's JSON with a deterministic `message_id` (a hash of seed, stream, meter and timestamp), so
-a collector or subscriber removes QoS 1 redelivery and HTTP retries by id, and a re-sent window carries the same
-ids. Payloads are rendered for a whole block of meters at once (the file writer's renderer) and split into lines.
+A message is the reading's JSON with a deterministic `message_id` (a hash of seed, stream, device and timestamp),
+so a collector or subscriber removes QoS 1 redelivery and HTTP retries by id, and a re-sent window carries the same
+ids. Payloads are rendered for a whole block of readings at once (the file writer's renderer) and split into lines.
 """
 
 from __future__ import annotations
@@ -12,19 +13,23 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 
 import numpy as np
+import pyarrow as pa
 
 from synth_platform.pipelining import ordered
 from synth_platform.sinks.collector import CollectorResource
 from synth_platform.sinks.mqtt import MqttResource
 from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
 from synth_platform.specs.meters import MetersSpec
-from synth_platform.specs.telemetry import HttpDelivery, MqttDelivery
+from synth_platform.specs.power import PowerSpec
+from synth_platform.specs.telemetry import TelemetrySpec
 from synth_platform.world import seeding
 from synth_platform.world.meter_ids import format_ids, id_strings
 from synth_platform.world.meters import QUALITY_GOOD, QUALITY_ZERO, Readings, readings, slot_starts
+from synth_platform.world.power_usage import power_usage
 from synth_platform.world.windows import Window
 
 STREAM = "meter_readings"
+POWER_STREAM = "power_usage"
 _BLOCK_READINGS = 32_768  # messages rendered per block
 _HEX = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
 _NIBBLE_SHIFTS = np.arange(60, -1, -4, dtype=np.uint64)
@@ -42,11 +47,11 @@ class MessageBlock:
         return sum(map(len, self.payloads))
 
 
-def message_ids(seed: int, id_numbers: np.ndarray, slots: np.ndarray) -> np.ndarray:
-    """16 hex digits per (meter, slot), as a (meters * slots, 16) byte matrix: the same reading always gets the
-    same id, whichever run or target sends it."""
-    key = seeding.stream_key(seed, "telemetry", STREAM)
-    h = seeding.hash64(key, np.asarray(id_numbers, np.uint64)[:, None], np.asarray(slots, np.int64)[None, :])
+def message_ids(seed: int, stream: str, device: np.ndarray, slot: np.ndarray) -> np.ndarray:
+    """16 hex digits per (device, slot) pair of the broadcast arrays, as an (n, 16) byte matrix: the same reading
+    always gets the same id, whichever run or target sends it."""
+    key = seeding.stream_key(seed, "telemetry", stream)
+    h = seeding.hash64(key, np.asarray(device).astype(np.uint64), np.asarray(slot).astype(np.int64))
     return _HEX[(h.reshape(-1, 1) >> _NIBBLE_SHIFTS) & np.uint64(15)]
 
 
@@ -55,7 +60,7 @@ def payload_lines(data: Readings, spec: MetersSpec, seed: int, ts: np.ndarray) -
     quality when zero readings are injected)."""
     slots = len(data.slots)
     fields: list[Field] = [
-        Text("message_id", message_ids(seed, data.id_numbers, data.slots)),
+        Text("message_id", message_ids(seed, STREAM, data.id_numbers[:, None], data.slots[None, :])),
         Text("meter_id", format_ids(data.id_numbers, spec.fleet.id_format), every=slots),
         Text("timestamp", ts),
         Number("power_kw", data.power_kw.reshape(-1), 4),
@@ -99,6 +104,35 @@ def message_blocks(
     yield from ordered(job(s) for s in range(0, spec.fleet.count, step))
 
 
+def power_blocks(spec: PowerSpec, seed: int, window: Window, topic: str | None = None) -> Iterator[MessageBlock]:
+    """Every power device reading in `window` (the power_usage rows) as messages, one block per usage interval:
+    message_id, device_id, timestamp, power_usage_kwh."""
+    for step in window.split(spec.usage.interval_seconds):
+        usage = power_usage(spec, seed, step)
+        device = usage["device_id"].to_numpy()
+        slots = usage["timestamp"].cast(pa.int64()).to_numpy() // 1_000_000
+        lines = render(
+            [
+                Text("message_id", message_ids(seed, POWER_STREAM, device, slots)),
+                Number("device_id", device.astype(np.float64), 0),
+                Text("timestamp", iso_seconds(slots)),
+                Number("power_usage_kwh", usage["power_usage_kwh"].to_numpy(), 4),
+            ],
+            usage.num_rows,
+        ).split(b"\n")[:-1]
+        names = [topic.format(device_id=int(d)) for d in device] if topic else []
+        yield MessageBlock(lines, names)
+
+
+def fleet_blocks(
+    spec: TelemetrySpec, seed: int, ids: np.ndarray | None, window: Window, topic: str | None = None
+) -> Iterator[MessageBlock]:
+    """The configured fleet's readings in `window` as messages (`ids`: the meter ids, for the meters)."""
+    if spec.source == "power":
+        return power_blocks(spec.meters.power, seed, window, topic)
+    return message_blocks(spec.meters, seed, ids, window, topic)
+
+
 @dataclass
 class Sent:
     """What sending took: messages and bytes (the JSON payloads); HTTP requests and the batches they carried;
@@ -117,21 +151,19 @@ class Sent:
         return self
 
 
-def publish_window(
-    mqtt: MqttResource, spec: MetersSpec, seed: int, ids: np.ndarray, window: Window, delivery: MqttDelivery
-) -> Sent:
+def publish_window(mqtt: MqttResource, spec: TelemetrySpec, seed: int, ids: np.ndarray | None, window: Window) -> Sent:
     """Every reading of the window as one MQTT message on its topic; returns once the broker acknowledged all."""
-    blocks = message_blocks(spec, seed, ids, window, delivery.topic)
-    stats = mqtt.publish(blocks, delivery.qos, delivery.max_in_flight)
+    blocks = fleet_blocks(spec, seed, ids, window, spec.topic)
+    stats = mqtt.publish(blocks, spec.mqtt.qos, spec.mqtt.max_in_flight)
     return Sent(stats.messages, stats.bytes, retries=stats.retries, reconnects=stats.reconnects)
 
 
 def post_window(
-    collector: CollectorResource, spec: MetersSpec, seed: int, ids: np.ndarray, window: Window, delivery: HttpDelivery
+    collector: CollectorResource, spec: TelemetrySpec, seed: int, ids: np.ndarray | None, window: Window
 ) -> Sent:
     """Every reading of the window POSTed to the collector in batches."""
-    payloads = (b.payloads for b in message_blocks(spec, seed, ids, window))
-    return post_all(collector, payloads, delivery.body, delivery.batch_size, delivery.concurrency)
+    payloads = (b.payloads for b in fleet_blocks(spec, seed, ids, window))
+    return post_all(collector, payloads, spec.http.body, spec.http.batch_size, spec.http.concurrency)
 
 
 def batches(payload_blocks: Iterable[list[bytes]], size: int) -> Iterator[list[bytes]]:
