@@ -29,10 +29,12 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 LOCAL_FOLDER = ""  # a value without a scheme: a path on this machine
 # The schemes each URL-like setting accepts: those its target writes to. Adding one is one line here.
 URL_SCHEMES: dict[str, tuple[str, ...]] = {
-    "SYNTH_BUCKET_URL": (LOCAL_FOLDER, "gs"),
+    "SYNTH_BUCKET_URL": (LOCAL_FOLDER, "gs", "s3"),
     "SYNTH_DELTA_ROOT": (LOCAL_FOLDER, "gs", "s3"),
     "SYNTH_DATABASE_URL": ("sqlite", "postgresql+psycopg", "mysql+pymysql", "mariadb+pymysql"),
     "TINYBIRD_API_URL": ("https", "http"),  # http to a loopback host only (a token must not cross a network)
+    "SYNTH_MQTT_URL": ("mqtt", "mqtts"),
+    "SYNTH_COLLECTOR_URL": ("https", "http"),  # http to a loopback host only, as for Tinybird
 }
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
@@ -101,7 +103,7 @@ def check_url(variable: str, value: str) -> None:
         reason = f"scheme {scheme}:// is not one this target writes to" if scheme else "not a URL"
     elif scheme != LOCAL_FOLDER and not value[len(scheme) + 1 :].startswith("//"):
         reason = f"{scheme}: must be followed by //"
-    elif scheme in ("gs", "s3", "http", "https") and not urlsplit(value).hostname:
+    elif scheme in ("gs", "s3", "http", "https", "mqtt", "mqtts") and not urlsplit(value).hostname:
         reason = "no bucket or host after the scheme"
     elif scheme == "http" and urlsplit(value).hostname not in _LOOPBACK:
         reason = "http:// is accepted for loopback hosts only (the token would cross the network in clear)"

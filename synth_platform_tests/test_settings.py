@@ -14,13 +14,17 @@ from synth_platform.specs.loader import SpecError
 from synth_platform_tests.config_files import edit_yaml
 
 BAD = {
-    "SYNTH_BUCKET_URL": ["s3://my-bucket/meters", "ftp://host/meters", "gs:/my-bucket", "gcs://my-bucket",
-                         "s3:my-bucket", "gs://"],
+    "SYNTH_BUCKET_URL": ["az://my-bucket/meters", "ftp://host/meters", "gs:/my-bucket", "gcs://my-bucket",
+                         "s3:my-bucket", "gs://", "s3://"],
     "SYNTH_DELTA_ROOT": ["ftp://host/delta", "s3:/my-bucket/delta", "file:///tmp/delta", "az://container"],
     "SYNTH_DATABASE_URL": ["ftp://u:hunter2@host/db", "postgres://u:hunter2@host/db",
                            "postgresql://u:hunter2@host/db", "mysql://u:hunter2@host/db", "/tmp/synth.db"],
     "TINYBIRD_API_URL": ["ftp://api.tinybird.co", "htps://api.tinybird.co", "http://api.tinybird.co",
                          "api.tinybird.co", "s3://api.tinybird.co"],
+    "SYNTH_MQTT_URL": ["tcp://127.0.0.1:1883", "mqtt:/127.0.0.1", "mqtt://", "ws://broker:9001",
+                       "127.0.0.1:1883"],
+    "SYNTH_COLLECTOR_URL": ["http://collector.example.com/readings", "ftp://collector/readings", "collector:8080",
+                            "https://"],
 }  # fmt: skip
 CASES = [(variable, value) for variable, values in BAD.items() for value in values]
 
@@ -50,7 +54,10 @@ def test_bad_url_fails_at_load_and_writes_nothing(tables_only, monkeypatch, tmp_
     ("variable", "value"),
     [("SYNTH_BUCKET_URL", "gs://bucket/prefix"), ("SYNTH_DELTA_ROOT", "s3://bucket/delta"),
      ("SYNTH_DATABASE_URL", "postgresql+psycopg://u:pw@127.0.0.1/db"), ("TINYBIRD_API_URL", "http://127.0.0.1:8123"),
-     ("TINYBIRD_API_URL", "https://api.us-east.tinybird.co"), ("SYNTH_BUCKET_URL", "relative/folder")],
+     ("TINYBIRD_API_URL", "https://api.us-east.tinybird.co"), ("SYNTH_BUCKET_URL", "relative/folder"),
+     ("SYNTH_BUCKET_URL", "s3://bucket/prefix"), ("SYNTH_MQTT_URL", "mqtts://broker.example.com:8883"),
+     ("SYNTH_COLLECTOR_URL", "https://collector.example.com/readings"),
+     ("SYNTH_COLLECTOR_URL", "http://127.0.0.1:8080/readings")],
 )  # fmt: skip
 def test_accepted_urls_load(tables_only, monkeypatch, variable, value):
     monkeypatch.setenv(variable, value)
