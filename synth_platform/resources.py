@@ -42,7 +42,10 @@ _LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 # Knobs settable from `targets:` and the environment, per resource; their types, bounds and descriptions are the
 # resource's own fields.
 KNOBS: dict[str, tuple[type[dg.ConfigurableResource], tuple[str, ...]]] = {
-    "bucket": (BucketResource, ("staging_dir", "staging_mb", "upload_workers", "attempts", "retry_backoff_seconds")),
+    "bucket": (
+        BucketResource,
+        ("staging_dir", "staging_mb", "upload_workers", "part_mb", "attempts", "retry_backoff_seconds"),
+    ),
     "delta": (DeltaResource, ("storage_options",)),
     "database": (DatabaseResource, ("connect_attempts", "retry_backoff_seconds", "pool_size")),
     "tinybird": (
