@@ -25,6 +25,7 @@ DEVICES = 40
 HOURS = 48
 EDGES = [0.5, 1.0, 2.0, 3.5]
 TYPES = ["home", "office", "retail"]
+CITIES = ["Austin", "Boston", "Chicago"]
 
 
 def readings() -> list[tuple[datetime, int, float]]:
@@ -52,9 +53,21 @@ def load(url: str) -> tuple[DatabaseResource, list[tuple[datetime, int, float]]]
     db.replace(USAGE_TABLE, pa.table({"timestamp": [r[0] for r in data], "device_id": [r[1] for r in data],
                                       "power_usage_kwh": [r[2] for r in data]}, schema=POWER_USAGE_SCHEMA))  # fmt: skip
     ids = list(range(1, DEVICES + 2))  # the last device never reports
-    db.replace(DEVICE_TABLE, pa.table({"device_id": ids, "customer_id": ids, "latitude": [0.0] * len(ids),
-                                       "longitude": [0.0] * len(ids), "building_type": [TYPES[i % 3] for i in ids],
-                                       "region": ["north"] * len(ids)}, schema=DEVICE_SCHEMA))  # fmt: skip
+    db.replace(
+        DEVICE_TABLE,
+        pa.table(
+            {
+                "device_id": ids,
+                "customer_id": ids,
+                "latitude": [0.0] * len(ids),
+                "longitude": [0.0] * len(ids),
+                "building_type": [TYPES[i % 3] for i in ids],
+                "region": ["north"] * len(ids),
+                "city": [CITIES[i % 3] for i in ids],
+            },
+            schema=DEVICE_SCHEMA,
+        ),
+    )
     return db, data
 
 

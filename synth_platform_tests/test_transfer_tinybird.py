@@ -92,7 +92,7 @@ def test_a_capped_endpoint_fails_instead_of_truncating(tinybird_server, sqlite_u
 def test_transfer_asset_keeps_its_watermark_across_a_restart(tinybird_server, config_dir, sqlite_url, tmp_path,
                                                              monkeypatch) -> None:  # fmt: skip
     edit_yaml(config_dir / "world.yaml", domains=["power", "analytics"], start_date="2026-02-01")
-    edit_yaml(config_dir / "analytics.yaml", **{"transfer.page_size": 64, "transfer.lookback_seconds": 0})
+    edit_yaml(config_dir / "analytics.yaml", **{"transfer.pipes": [{"page_size": 64, "lookback_seconds": 0}]})
     monkeypatch.setenv("SYNTH_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("TINYBIRD_API_URL", tinybird_server.url)
     monkeypatch.setenv("TINYBIRD_TOKEN", tinybird_server.token)
@@ -120,3 +120,51 @@ def test_transfer_asset_keeps_its_watermark_across_a_restart(tinybird_server, co
     assert second["rows"].value == 100 + 2  # the two events at the watermark second are re-read, not duplicated
     assert second["table_rows"].value == 300 and len(table_rows(db)) == 300
     assert "token" not in str(second) and tinybird_server.token not in str(second)
+
+
+def test_the_transfer_sensor_pulls_every_pipe_on_its_interval(
+    tinybird_server, config_dir, sqlite_url, tmp_path, monkeypatch, instance
+) -> None:
+    """Two pipes (the same endpoint into two tables with different pages) pulled by sensor ticks: each tick's run
+    advances both watermarks, nothing is pulled twice, and no tick starts a pull while one is in flight."""
+    pipes = [{"page_size": 64, "lookback_seconds": 0}, {"table": "estore_events_copy", "page_size": 500}]
+    edit_yaml(config_dir / "world.yaml", domains=["power", "analytics"], start_date="2026-02-01")
+    edit_yaml(config_dir / "analytics.yaml", **{"transfer.pipes": pipes, "transfer.interval_seconds": 60})
+    monkeypatch.setenv("SYNTH_DATABASE_URL", sqlite_url)
+    monkeypatch.setenv("TINYBIRD_API_URL", tinybird_server.url)
+    monkeypatch.setenv("TINYBIRD_TOKEN", tinybird_server.token)
+    tb, db = client(tinybird_server, tmp_path), DatabaseResource(url=sqlite_url)
+    defs = build_definitions(load_platform(config_dir))
+    sensor = defs.resolve_sensor_def("tinybird_transfer_sensor")
+    assert sensor.minimum_interval_seconds == 60
+    job = defs.resolve_job_def("tinybird_transfer")
+
+    def tick() -> dict[str, dict]:
+        with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+            requests = sensor.evaluate_tick(context).run_requests
+        assert len(requests) == 1 and requests[0].run_key.startswith("tinybird_transfer:")
+        result = job.execute_in_process(instance=instance, tags={"synth/transfer": "true"})
+        assert result.success
+        events_ = [e.materialization for e in result.get_asset_materialization_events()]
+        return {m.asset_key.path[-1]: m.metadata for m in events_}
+
+    send(tb, events(0, 200))
+    first = tick()
+    assert {k: (m["rows"].value, m["table_rows"].value) for k, m in first.items()} == {
+        "estore_events_pulled": (200, 200),
+        "estore_events_copy": (200, 200),
+    }
+    send(tb, events(200, 100))
+    second = tick()
+    assert second["estore_events_pulled"]["rows"].value == 100 + 2  # from the watermark's second on, no lookback
+    assert second["estore_events_pulled"]["watermark"].value == (T0 + timedelta(seconds=149)).isoformat()
+    assert second["estore_events_copy"]["watermark"].value == (T0 + timedelta(seconds=149)).isoformat()
+    for table in ("estore_events_pulled", "estore_events_copy"):
+        assert len(table_rows(db, table)) == 300  # upserted: the re-read rows did not duplicate
+
+    # a transfer run still in flight holds the next tick back
+    run = instance.create_run_for_job(job, tags={"synth/transfer": "true"})  # created, never launched
+    with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+        skipped = sensor.evaluate_tick(context)
+    assert not skipped.run_requests and "still queued or running" in skipped.skip_message
+    assert run.status == dg.DagsterRunStatus.NOT_STARTED

@@ -22,7 +22,10 @@ API (the subset of Tinybird the platform uses, with Tinybird's parameter names a
   Pipes come from `tinybird/*.pipe`; the server applies the endpoint node's `FROM <ds> [FINAL]` (FINAL keeps one
   row per sorting key, the last written), its column list and `ORDER BY`, and the parameters `start`/`end`
   (ISO 8601, on the first DateTime column in its WHERE), `limit`/`offset` (defaults from the pipe) and equality on
-  any column named as a parameter. `register_pipe(name, fn)` adds a pipe computed by `fn(server, params) -> rows`.
+  any column named as a parameter; a parameter declared `required=True` and not given answers 400. `top_devices`
+  (an aggregation) is computed here as its SQL says: `feature` (required), `window` (all/hour/minute/day, `day`),
+  `relative_to` (latest_reading/now), `limit`. `register_pipe(name, fn)` adds a pipe computed by
+  `fn(server, params) -> rows`.
   DateTime values come back as `YYYY-MM-DD HH:MM:SS.mmm` (UTC), as Tinybird's JSON output does.
 - Rate limit per (endpoint, data source): at most `rate_limit` requests per `rate_window_seconds`. Every answer
   carries `X-RateLimit-Limit`, `X-RateLimit-Remaining`, `X-RateLimit-Reset` (seconds until the window resets); a
@@ -46,7 +49,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -263,6 +266,7 @@ class Pipe:
     order_by: list[str]
     time_column: str | None
     defaults: dict[str, str]
+    required: list[str] = field(default_factory=list)
 
     @classmethod
     def parse(cls, name: str, text: str) -> Pipe:
@@ -280,7 +284,8 @@ class Pipe:
             bool(m[3]),
             [c.strip().split()[0] for c in order[1].split(",")] if order else [],
             time_col[1] if time_col else None,
-            dict(_PARAM_DEFAULT.findall(sql)),
+            {k: v for k, v in _PARAM_DEFAULT.findall(sql) if not v.startswith("required")},
+            [k for k, v in _PARAM_DEFAULT.findall(sql) if v.replace(" ", "") == "required=True"],
         )
 
 
@@ -471,6 +476,8 @@ class TinybirdServer:
         pipe = self.pipes.get(name)
         if pipe is None:
             raise _HttpError(404, f'The pipe "{name}" does not exist')
+        if name in _AGGREGATES:
+            return _AGGREGATES[name](self, params, started)
         if callable(pipe):
             rows = pipe(self, params)
             total = len(rows)
@@ -480,6 +487,9 @@ class TinybirdServer:
             if ds is None:
                 raise _HttpError(404, f'pipe "{name}" reads unknown Data Source "{pipe.datasource}"')
             args = {**pipe.defaults, **params}
+            missing = [p for p in pipe.required if p not in params]
+            if missing:
+                raise _HttpError(400, f"[Error] Missing required parameter(s): {', '.join(missing)}")
             with self.lock:
                 rows = ds.final() if pipe.final else list(ds.rows)
             try:
@@ -525,6 +535,67 @@ class TinybirdServer:
         if count > self.rate_limit:
             headers["Retry-After"] = headers["X-RateLimit-Reset"]
         return headers
+
+
+def _top_devices(server: TinybirdServer, params: dict[str, str], started: float) -> dict:
+    """tinybird/top_devices.pipe over device_readings FINAL."""
+    if "feature" not in params:
+        raise _HttpError(400, "feature is required, e.g. feature=power_usage_kwh")
+    window, relative_to = params.get("window", "all"), params.get("relative_to", "latest_reading")
+    if window not in ("all", "hour", "minute", "day"):
+        raise _HttpError(400, "window must be all, hour, minute or day")
+    if window == "day" and "day" not in params:
+        raise _HttpError(400, "window=day needs day=YYYY-MM-DD")
+    if relative_to not in ("latest_reading", "now"):
+        raise _HttpError(400, "relative_to must be latest_reading or now")
+    try:
+        limit = int(params.get("limit", 10))
+    except ValueError:
+        raise _HttpError(400, f"bad parameter: limit={params['limit']!r} is not an Int32") from None
+    with server.lock:
+        rows = [r for r in server.datasources["device_readings"].final() if r["feature"] == params["feature"]]
+    if window == "day":
+        try:
+            day = date.fromisoformat(params["day"])
+        except ValueError:
+            raise _HttpError(400, f"bad parameter: day={params['day']!r} is not a Date") from None
+        rows = [r for r in rows if r["timestamp"].date() == day]
+    elif rows and window != "all":
+        span = timedelta(hours=1) if window == "hour" else timedelta(minutes=1)
+        if relative_to == "now":
+            now = datetime.now(UTC)
+            rows = [r for r in rows if now - span <= r["timestamp"] < now]
+        else:
+            newest = max(r["timestamp"] for r in rows)
+            rows = [r for r in rows if r["timestamp"] > newest - span]
+    best: dict[int, dict] = {}
+    for r in rows:
+        b = best.get(r["device_id"])
+        if b is None or (-r["value"], r["timestamp"]) < (-b["value"], b["timestamp"]):
+            best[r["device_id"]] = r
+    ranked = sorted(best.values(), key=lambda r: (-r["value"], r["device_id"], r["timestamp"]))
+    data = [
+        {"device_id": r["device_id"], "city": r["city"], "value": r["value"], "at": _json_value(r["timestamp"])}
+        for r in ranked[:limit]
+    ]
+    meta = [
+        {"name": "device_id", "type": "Int64"},
+        {"name": "city", "type": "String"},
+        {"name": "value", "type": "Float64"},
+        {"name": "at", "type": "DateTime64(3, 'UTC')"},
+    ]
+    stats = {"elapsed": time.perf_counter() - started, "rows_read": len(rows), "bytes_read": 0}
+    return {
+        "meta": meta,
+        "data": data,
+        "rows": len(data),
+        "rows_before_limit_at_least": len(ranked),
+        "statistics": stats,
+    }
+
+
+# pipes whose SQL aggregates, which the generic reading of a pipe (filter, order, page) cannot answer
+_AGGREGATES: dict[str, Callable[[TinybirdServer, dict[str, str], float], dict]] = {"top_devices": _top_devices}
 
 
 class _HttpError(Exception):

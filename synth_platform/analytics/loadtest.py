@@ -128,9 +128,30 @@ def _random_window(key: np.uint64, i: int, first_s: int, last_s: int, max_second
     return Window(from_epoch(start), from_epoch(start + length))
 
 
-def database_requests(database: DatabaseResource, feature: Feature, seed: int) -> Callable[[int], object]:
-    """Request i: a top-N over a random window (1 min to 1 day), or one device's readings in a random hour,
-    drawn from (seed, i). Every value is a bound parameter of a Core statement."""
+CITY_ROWS = 10_000  # a city request reads at most this many readings (the answer is bounded, not the scan)
+CITY_PIPE = "city_readings"
+
+
+def city_readings(feature: Feature, city: str, window: Window) -> sa.Select:
+    """The stress test's query: readings of the devices in one city over a period, in time order."""
+    t = feature.table()
+    meta = sa.table("device_metadata", sa.column("device_id", sa.BigInteger()), sa.column("city", sa.String()))
+    time = t.c[feature.time_column]
+    return (
+        sa.select(time, t.c[feature.device_column], t.c[feature.value_column])
+        .select_from(t.join(meta, meta.c.device_id == t.c[feature.device_column]))
+        .where(meta.c.city == city, time >= window.start, time < window.end)
+        .order_by(time)
+        .limit(CITY_ROWS)
+    )
+
+
+def database_requests(
+    database: DatabaseResource, feature: Feature, seed: int, cities: list[str] = (), max_period_days: int = 90
+) -> Callable[[int], object]:
+    """Request i: a top-N over a random window (1 min to 1 day), one device's readings in a random hour, or (with
+    `cities`) the readings of a random city over a random period of up to `max_period_days`, drawn from
+    (seed, i). Every value is a bound parameter of a Core statement."""
     t = feature.table()
     low, high, first, last = database.query(
         sa.select(
@@ -146,9 +167,14 @@ def database_requests(database: DatabaseResource, feature: Feature, seed: int) -
     key = seeding.stream_key(seed, "loadtest", "database")
 
     def request(i: int) -> object:
-        if seeding.uniform(key, i, 2) < 0.5:
+        kind = int(seeding.integers(key, 3 if cities else 2, i, 2))
+        if kind == 0:
             window = _random_window(key, i, first_s, last_s, 86_400)
             return database.query(queries.top_devices(feature, window, 1 + int(seeding.integers(key, 20, i, 3))))
+        if kind == 2:
+            city = cities[int(seeding.integers(key, len(cities), i, 5))]
+            window = _random_window(key, i, first_s, last_s, max_period_days * 86_400)
+            return database.query(city_readings(feature, city, window))
         device = int(low) + int(seeding.integers(key, int(high) - int(low) + 1, i, 4))
         window = _random_window(key, i, first_s, last_s, 3_600)
         stmt = (
@@ -161,11 +187,22 @@ def database_requests(database: DatabaseResource, feature: Feature, seed: int) -
     return request
 
 
-def tinybird_requests(tinybird: TinybirdResource, pipe: str, first: Window, seed: int) -> Callable[[int], object]:
-    """Request i: the pipe over a random window (1 to 60 min) inside `first`, with a random limit (10 to 200)."""
+def tinybird_requests(
+    tinybird: TinybirdResource, pipe: str, first: Window, seed: int, cities: list[str] = (), max_period_days: int = 90
+) -> Callable[[int], object]:
+    """Request i: the pipe over a random window (1 to 60 min) inside `first`, with a random limit (10 to 200), or
+    (with `cities`, every other request on average) the `city_readings` pipe for a random city over a random period
+    of up to `max_period_days`."""
     key = seeding.stream_key(seed, "loadtest", "tinybird")
 
     def request(i: int) -> object:
+        if cities and seeding.uniform(key, i, 3) < 0.5:
+            city = cities[int(seeding.integers(key, len(cities), i, 4))]
+            window = _random_window(key, i, first.start_s, first.end_s, max_period_days * 86_400)
+            return tinybird.query_pipe(
+                CITY_PIPE,
+                {"city": city, "start": window.start.isoformat(), "end": window.end.isoformat(), "limit": CITY_ROWS},
+            )
         window = _random_window(key, i, first.start_s, first.end_s, 3_600)
         return tinybird.query_pipe(
             pipe,

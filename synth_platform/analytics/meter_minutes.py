@@ -34,8 +34,24 @@ METER_MINUTES_SCHEMA = pa.schema(
         pa.field("voltage_max_at", pa.timestamp("us", tz="UTC"), nullable=False),
     ]
 )
-METER_POWER = Feature("meter_power_kw", "meter_minutes", "power_kw_max", "device_id", "minute", "power_kw_max_at")
-METER_VOLTAGE = Feature("meter_voltage_v", "meter_minutes", "voltage_max", "device_id", "minute", "voltage_max_at")
+METER_POWER = Feature(
+    "meter_power_kw",
+    "meter_minutes",
+    "power_kw_max",
+    "device_id",
+    "minute",
+    "power_kw_max_at",
+    edges=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0),
+)
+METER_VOLTAGE = Feature(
+    "meter_voltage_v",
+    "meter_minutes",
+    "voltage_max",
+    "device_id",
+    "minute",
+    "voltage_max_at",
+    edges=(220.0, 225.0, 228.0, 230.0, 232.0, 235.0, 240.0),
+)
 METER_MINUTES_TABLE = sql_table(
     METER_POWER.table_name, METER_MINUTES_SCHEMA, primary_key=["device_id", "minute"], indexes=[["minute"]]
 )

@@ -23,6 +23,8 @@ class Feature:
     device_column: str = "device_id"
     time_column: str = "timestamp"
     at_column: str | None = None  # when the value happened, if not the row's time (e.g. the max inside a minute)
+    fleet: bool = False  # its devices are the power world's fleet (device_metadata): the silent ones count as missing
+    edges: tuple[float, ...] = ()  # default histogram bucket edges (config/analytics.yaml may override them)
 
     @property
     def at(self) -> str:
@@ -38,7 +40,9 @@ class Feature:
         )
 
 
-POWER_USAGE = Feature("power_usage_kwh", "power_usage", "power_usage_kwh")
+POWER_USAGE = Feature(
+    "power_usage_kwh", "power_usage", "power_usage_kwh", fleet=True, edges=(0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+)
 
 
 def _in_window(t: sa.TableClause, feature: Feature, window: Window | None) -> list[sa.ColumnElement[bool]]:
@@ -46,27 +50,42 @@ def _in_window(t: sa.TableClause, feature: Feature, window: Window | None) -> li
     return [] if window is None else [time_col >= window.start, time_col < window.end]
 
 
-def top_devices(feature: Feature, window: Window | None, n: int) -> sa.Select:
-    """The n devices with the highest reading in the window (None: all time), one row per device: its maximum and
-    the earliest time it reached it. Ordered by value, ties by device id, so equal inputs give equal lists."""
+def ranked_maxima(rows: sa.Subquery, groups: list[str] = ()) -> sa.Select:
+    """Rank the devices of `rows` (columns device_id, value, at and the `groups` columns) within each group: one row
+    per device and group with its maximum and the earliest time it reached it, and its place (1 = highest; ties
+    by device id, then time), so equal inputs give equal lists. Unordered: callers order what they read."""
+    group = [rows.c[g] for g in groups]
+    best = sa.select(
+        *group,
+        rows.c.device_id,
+        rows.c.value,
+        rows.c.at,
+        sa.func.row_number()
+        .over(partition_by=[*group, rows.c.device_id], order_by=(rows.c.value.desc(), rows.c.at.asc()))
+        .label("rn"),
+    ).subquery("best")
+    order = (best.c.value.desc(), best.c.device_id.asc(), best.c.at.asc())
+    place = sa.func.row_number().over(partition_by=[best.c[g] for g in groups] or None, order_by=order)
+    return sa.select(
+        *(best.c[g] for g in groups), place.label("place"), best.c.device_id, best.c.value, best.c.at
+    ).where(best.c.rn == 1)
+
+
+def readings(feature: Feature, window: Window | None = None) -> sa.Select:
+    """(device_id, value, at) of every reading of the feature in the window (None: all time)."""
     t = feature.table()
-    device, value, at = t.c[feature.device_column], t.c[feature.value_column], t.c[feature.at]
-    ranked = (
-        sa.select(
-            device.label("device_id"),
-            value.label("value"),
-            at.label("at"),
-            sa.func.row_number().over(partition_by=device, order_by=(value.desc(), at.asc())).label("rn"),
-        )
-        .where(*_in_window(t, feature, window))
-        .subquery("ranked")
-    )
-    return (
-        sa.select(ranked.c.device_id, ranked.c.value, ranked.c.at)
-        .where(ranked.c.rn == 1)
-        .order_by(ranked.c.value.desc(), ranked.c.device_id.asc(), ranked.c.at.asc())
-        .limit(n)
-    )
+    return sa.select(
+        t.c[feature.device_column].label("device_id"),
+        t.c[feature.value_column].label("value"),
+        t.c[feature.at].label("at"),
+    ).where(*_in_window(t, feature, window))
+
+
+def top_devices(feature: Feature, window: Window | None, n: int | None) -> sa.Select:
+    """The n devices (None: all) with the highest reading in the window (None: all time), one row per device: its
+    maximum and the earliest time it reached it. Ordered by value, ties by device id, then time."""
+    ranked = ranked_maxima(readings(feature, window).subquery("readings")).subquery("ranked")
+    return sa.select(ranked.c.device_id, ranked.c.value, ranked.c.at).order_by(ranked.c.place).limit(n)
 
 
 def latest_time(feature: Feature) -> sa.Select:

@@ -29,6 +29,11 @@ def has_table(database: DatabaseResource, name: str) -> bool:
     return sa.inspect(database.engine).has_table(name)
 
 
+def has_column(database: DatabaseResource, table: str, column: str) -> bool:
+    inspector = sa.inspect(database.engine)
+    return inspector.has_table(table) and column in {c["name"] for c in inspector.get_columns(table)}
+
+
 def anchor(
     database: DatabaseResource, feature: Feature, relative_to: str, now: datetime | None = None
 ) -> datetime | None:

@@ -1,29 +1,43 @@
 """Analytics wiring: `meter_minutes` (meter files folded into the database), `top_devices` and `device_histograms`
-(daily, downstream of the streams), the Tinybird pipe pulled into the database, and the `query_load_test` job."""
+(daily, downstream of the streams), the Tinybird pipes pulled into the database on a sensor, and the
+`query_load_test` job."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dagster as dg
 import sqlalchemy as sa
 
 from synth_platform.analytics import loadtest, plots, report, transfer
-from synth_platform.analytics.meter_minutes import METER_POWER, METER_VOLTAGE, write_day
+from synth_platform.analytics.features import features as platform_features
+from synth_platform.analytics.features import histogram_edges
+from synth_platform.analytics.live_tables import LiveAnalytics
+from synth_platform.analytics.meter_minutes import METER_POWER, write_day
 from synth_platform.analytics.queries import POWER_USAGE, Feature
 from synth_platform.analytics.results import top_table
-from synth_platform.assets.common import Stopwatch, daily_partitions, markdown_preview, provenance, run_window
+from synth_platform.assets.common import (
+    IN_FLIGHT,
+    Stopwatch,
+    daily_partitions,
+    markdown_preview,
+    provenance,
+    run_window,
+)
 from synth_platform.resources import data_dir
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource
 from synth_platform.sinks.tinybird import TinybirdResource
 from synth_platform.specs import PlatformSpec
-from synth_platform.specs.analytics import AnalyticsSpec
+from synth_platform.specs.analytics import AnalyticsSpec, TransferSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.specs.meters import MetersSpec
+from synth_platform.specs.power import PowerSpec
 from synth_platform.world import seeding
 from synth_platform.world.meter_ids import id_numbers, id_strings
-from synth_platform.world.windows import Window
+from synth_platform.world.windows import Window, epoch_seconds
 
 LOAD_TEST_JOB = "query_load_test"
+TRANSFER_JOB = "tinybird_transfer"
+TRANSFER_TAG = "synth/transfer"
 METER_MINUTES = METER_POWER.table_name
 
 
@@ -32,18 +46,13 @@ def markdown(table, empty: str = "_no readings in this window_") -> str:
 
 
 def streams(platform: PlatformSpec) -> tuple[list[Feature], list[dg.AssetKey]]:
-    """The features the enabled domains deliver to the database, and the assets that deliver them."""
-    features, upstream = [], []
-    if platform.get("power") is not None:
-        features.append(POWER_USAGE)
-        upstream.append(dg.AssetKey("power_usage"))
-    if platform.get("meters") is not None:
-        features += [METER_POWER, METER_VOLTAGE]
-        upstream.append(dg.AssetKey(METER_MINUTES))
-    return features, upstream
+    """The features the enabled domains deliver to the database, and the assets that deliver them (each feature's
+    table is its asset)."""
+    features = platform_features(platform)
+    return features, [dg.AssetKey(t) for t in dict.fromkeys(f.table_name for f in features)]
 
 
-def _meter_minutes(platform: PlatformSpec, kinds: set[str]) -> dg.AssetsDefinition:
+def _meter_minutes(platform: PlatformSpec, kinds: set[str], live: LiveAnalytics) -> dg.AssetsDefinition:
     spec: MetersSpec = platform.get("meters")
     seed = platform.world.seed
 
@@ -66,6 +75,7 @@ def _meter_minutes(platform: PlatformSpec, kinds: set[str]) -> dg.AssetsDefiniti
         data = None
         for day in run_window(context).days():
             result, read, data = write_day(bucket, database, ids, day)
+            live.written(database, METER_MINUTES, [day])
             rows, nbytes, files = rows + result.rows, nbytes + result.bytes, files + read
             context.log.info(f"{day.partition_key()}: {read} files -> {result.rows} meter-minutes")
         return dg.MaterializeResult(
@@ -91,6 +101,8 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     partitions = daily_partitions(platform.world)
     kinds = {database_kind}
     power = platform.get("power")
+    edges = histogram_edges(platform, features)
+    live = LiveAnalytics.for_platform(platform)
 
     def present(database: DatabaseResource) -> list[Feature]:
         return [f for f in features if report.has_table(database, f.table_name)]
@@ -106,12 +118,15 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     @dg.asset(
         **daily,
         description=f"Top {spec.top_n} devices per feature by their maximum reading (and when it happened): all "
-        "time, past hour, past minute and each day of the run, computed in SQL.",
+        "time, past hour, past minute and each day of the run, computed in SQL. The streams keep the views "
+        "`top_devices` and `top_devices_daily` current; this rebuilds the run's days of their rollups.",
     )
     def top_devices(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
         clock = Stopwatch()
         days = run_window(context).days()
         metadata: dict[str, object] = {}
+        for table in dict.fromkeys(f.table_name for f in present(database)):
+            live.written(database, table, days)
         for feature in present(database):
             end = report.anchor(database, feature, spec.relative_to)
             sections = []
@@ -135,17 +150,20 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     @dg.asset(
         **daily,
         description="Per device over the run's days: readings per value bucket (edges from config/analytics.yaml) "
-        "and status (reported vs missing intervals); the hourly load profile per building type as a plot.",
+        "and status (reported vs missing intervals); the hourly load profile per building type as a plot. Per day, "
+        "the streams keep the tables `device_histograms` and `device_status` current.",
     )
     def device_histograms(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
         clock = Stopwatch()
         window = run_window(context)
         metadata: dict[str, object] = {}
         for feature in present(database):
-            devices = []
-            if feature is POWER_USAGE and report.has_table(database, "device_metadata"):
-                devices = [r[0] for r in database.query("SELECT device_id FROM device_metadata")]
-            h = report.histograms(database, feature, window, spec.histogram_edges[feature.name], devices)
+            devices = (
+                [r[0] for r in database.query("SELECT device_id FROM device_metadata")]
+                if (feature.fleet and report.has_table(database, "device_metadata"))
+                else []
+            )
+            h = report.histograms(database, feature, window, edges[feature.name], devices)
             readings = sum(sum(c) for c in h.values.values())
             if readings != h.rows:
                 raise RuntimeError(f"{feature.name}: histogram holds {readings} readings, the window {h.rows}")
@@ -160,7 +178,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
 
     assets = [top_devices, device_histograms]
     if platform.get("meters") is not None:
-        assets.append(_meter_minutes(platform, kinds))
+        assets.append(_meter_minutes(platform, kinds, live))
     definitions = [dg.Definitions(assets=assets)]
     definitions.append(_transfer(platform, spec, kinds))
     definitions.append(_load_test(platform, spec, features))
@@ -181,31 +199,30 @@ def _load_profile(database: DatabaseResource, window: Window, per_hour: float) -
     }
 
 
-def _watermark(context: dg.AssetExecutionContext, spec: AnalyticsSpec) -> datetime | None:
+def _watermark(context: dg.AssetExecutionContext, cfg: TransferSpec) -> datetime | None:
     """The newest event time pulled so far, from the asset's last materialization (if it pulled the same pipe)."""
     event = context.instance.get_latest_materialization_event(context.asset_key)
     if event is None or event.asset_materialization is None:
         return None
     meta = event.asset_materialization.metadata
-    same = meta.get("pipe") and meta["pipe"].value == spec.transfer.pipe
+    same = meta.get("pipe") and meta["pipe"].value == cfg.pipe
     value = meta.get("watermark")
     return datetime.fromisoformat(value.value) if same and value and value.value else None
 
 
-def _transfer(platform: PlatformSpec, spec: AnalyticsSpec, kinds: set[str]) -> dg.Definitions:
-    cfg = spec.transfer
-
+def _pulled(cfg: TransferSpec, kinds: set[str]) -> dg.AssetsDefinition:
     @dg.asset(
         name=cfg.table,
         group_name="analytics",
         kinds=kinds | {"tinybird"},
-        deps=[dg.AssetKey("estore_events")] if platform.get("estore") is not None else [],
+        deps=[dg.AssetKey(u) for u in cfg.upstream],
+        tags={TRANSFER_TAG: "true"},
         description=f"Tinybird pipe `{cfg.pipe}` pulled into table `{cfg.table}`: incremental on `{cfg.time_column}` "
         f"(watermark in this asset's metadata), {cfg.page_size} rows per page, upserted on {cfg.key}.",
     )
     def pulled(context: dg.AssetExecutionContext, database: DatabaseResource, tinybird: TinybirdResource):
         clock = Stopwatch()
-        watermark = _watermark(context, spec)
+        watermark = _watermark(context, cfg)
         if watermark and not report.has_table(database, cfg.table):
             context.log.warning(f"table {cfg.table} is gone: pulling from {cfg.start} again")
             watermark = None
@@ -234,12 +251,44 @@ def _transfer(platform: PlatformSpec, spec: AnalyticsSpec, kinds: set[str]) -> d
         )
         return dg.MaterializeResult(metadata=meta)
 
-    return dg.Definitions(assets=[pulled])
+    return pulled
+
+
+def _transfer(platform: PlatformSpec, spec: AnalyticsSpec, kinds: set[str]) -> dg.Definitions:
+    """One asset per pipe, a job pulling them all, and a sensor requesting that job every `interval_seconds`."""
+    if not spec.transfer.pipes:
+        return dg.Definitions()
+    interval = spec.transfer.interval_seconds
+    assets = [_pulled(cfg, kinds) for cfg in spec.transfer.pipes]
+    job = dg.define_asset_job(
+        TRANSFER_JOB,
+        selection=dg.AssetSelection.assets(*assets),
+        tags={TRANSFER_TAG: "true"},
+        description="Pull every configured Tinybird pipe into its database table (watermark + upserts).",
+    )
+
+    @dg.sensor(
+        name=f"{TRANSFER_JOB}_sensor",
+        job=job,
+        minimum_interval_seconds=interval,
+        default_status=dg.DefaultSensorStatus(platform.world.live.default_status.upper()),
+        description=f"Requests a pull of every Tinybird pipe each {interval}s, none while one is queued or running.",
+    )
+    def transfer_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+        running = context.instance.get_runs_count(dg.RunsFilter(tags={TRANSFER_TAG: "true"}, statuses=IN_FLIGHT))
+        if running:
+            return dg.SkipReason(f"{running} transfer run(s) still queued or running")
+        slot = epoch_seconds(datetime.now(UTC)) // interval  # one run per interval, however often it is evaluated
+        return dg.RunRequest(run_key=f"{TRANSFER_JOB}:{slot * interval}")
+
+    return dg.Definitions(assets=assets, jobs=[job], sensors=[transfer_sensor])
 
 
 def _load_test(platform: PlatformSpec, spec: AnalyticsSpec, features: list[Feature]) -> dg.Definitions:
     cfg = spec.load_test
     seed = platform.world.seed
+    fleet = platform.get("power") or getattr(platform.get("sensors") or platform.get("meters"), "power", None)
+    cities = list((fleet or PowerSpec()).cities)
 
     @dg.op(
         description=f"Bounded query load per target ({cfg.targets}): {cfg.concurrency} in flight, "
@@ -255,10 +304,16 @@ def _load_test(platform: PlatformSpec, spec: AnalyticsSpec, features: list[Featu
                     skipped[target] = "no delivered readings in the database"
                     continue
                 loadtest.require_loopback("database", database.url, cfg.allow_remote)
-                request = loadtest.database_requests(database, features[0], run_seed)
+                with_city = report.has_column(database, "device_metadata", "city")
+                request = loadtest.database_requests(
+                    database, features[0], run_seed, cities if with_city else [], cfg.max_period_days
+                )
             else:
                 if tinybird.uses_outbox:
                     skipped[target] = "no TINYBIRD_TOKEN (outbox mode)"
+                    continue
+                if not spec.transfer.pipes:
+                    skipped[target] = "no pipe configured (transfer.pipes)"
                     continue
                 loadtest.require_loopback("tinybird", tinybird.api_url, cfg.allow_remote)
                 once = TinybirdResource(
@@ -268,8 +323,9 @@ def _load_test(platform: PlatformSpec, spec: AnalyticsSpec, features: list[Featu
                     max_attempts=1,
                     timeout_seconds=30,
                 )
-                span = transfer.pipe_span(once, spec.transfer)
-                request = loadtest.tinybird_requests(once, spec.transfer.pipe, span, run_seed)
+                pipe = spec.transfer.pipes[0]
+                span = transfer.pipe_span(once, pipe)
+                request = loadtest.tinybird_requests(once, pipe.pipe, span, run_seed, cities, cfg.max_period_days)
             context.log.info(f"loading {target} ...")
             result = loadtest.run_load(target, request, cfg)
             context.log.info(f"{target}: {result.summary()}")

@@ -25,6 +25,14 @@ def run_window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext
 # built for every asset that carries it, so a new stream gets live delivery by declaring its cadence.
 LIVE_CADENCE_METADATA = "synth/live_cadence_seconds"
 
+# Runs that still hold their place: a sensor requests nothing new while its own runs are in any of these.
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+]
+
 # A live run writes one window of the open partition; the sensor that requests it sets these tags.
 LIVE_WINDOW_START_TAG = "synth/window_start"
 LIVE_WINDOW_END_TAG = "synth/window_end"

@@ -2,6 +2,7 @@
 
 import dagster as dg
 
+from synth_platform.analytics.live_tables import LiveAnalytics
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     Stopwatch,
@@ -17,6 +18,7 @@ from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.specs.power import PowerSpec
 from synth_platform.streams.power import (
+    USAGE_TABLE,
     duplicate_keys,
     orphan_rows,
     usage_rows,
@@ -36,6 +38,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     partitions = daily_partitions(platform.world)
     step = spec.usage.interval_seconds
     usage_key = dg.AssetKey("power_usage")
+    live = LiveAnalytics.for_platform(platform)
 
     @dg.asset(
         group_name=GROUP,
@@ -76,6 +79,8 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
         rows = nbytes = 0
         for i, (window, result) in enumerate(write_power_windows(database, spec, seed, windows), 1):
             rows, nbytes = rows + result.rows, nbytes + result.bytes
+            if live is not None:  # keep the top-devices views and histogram tables current
+                live.written(database, USAGE_TABLE.name, [window])
             context.log.info(
                 f"[{i}/{len(windows)}] {window}: {result.rows} rows, {rows / clock.seconds:,.0f} rows/s so far"
             )

@@ -14,18 +14,12 @@ from typing import Any
 import dagster as dg
 from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition as AssetJob
 
-from synth_platform.assets.common import LIVE_CADENCE_METADATA, LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
+from synth_platform.assets.common import IN_FLIGHT, LIVE_CADENCE_METADATA, LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.specs.world import LiveSpec
 from synth_platform.world.windows import DAY_SECONDS, Window, epoch_seconds, from_epoch
 
 LIVE_STREAM_TAG = "synth/live_stream"
 KIND_TAG = "synth/kind"
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-]
 
 Clock = Callable[[], datetime]
 

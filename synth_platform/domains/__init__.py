@@ -4,13 +4,13 @@ joins with `REGISTRY.register(domain)`."""
 
 from pathlib import Path
 
-from synth_platform.domains import analytics, estore, meters, power, tables, telemetry
+from synth_platform.domains import analytics, estore, meters, power, sensors, tables, telemetry
 from synth_platform.domains.record import Domain, Registry
 from synth_platform.specs import PlatformSpec, load_world
 from synth_platform.specs.loader import SpecError
 
 REGISTRY = Registry()
-for _domain in (power.DOMAIN, tables.DOMAIN, estore.DOMAIN, analytics.DOMAIN, meters.DOMAIN, telemetry.DOMAIN):
+for _domain in (power.DOMAIN, tables.DOMAIN, estore.DOMAIN, analytics.DOMAIN, meters.DOMAIN, telemetry.DOMAIN, sensors.DOMAIN):
     REGISTRY.register(_domain)
 
 

@@ -2,6 +2,8 @@
 
 from datetime import datetime
 
+from synth_platform.analytics.live_tables import expire_rollups
+from synth_platform.analytics.queries import POWER_USAGE
 from synth_platform.assets import power as assets
 from synth_platform.automation.retention import RetentionRule, Targets
 from synth_platform.domains.record import Domain
@@ -12,7 +14,8 @@ from synth_platform.streams import power as stream
 
 def retention(spec: PowerSpec) -> list[RetentionRule]:
     def delete(targets: Targets, cutoff: datetime) -> dict[str, int]:
-        return stream.delete_before(targets.database, cutoff)
+        deleted = stream.delete_before(targets.database, cutoff)
+        return {**deleted, **expire_rollups(targets.database, [POWER_USAGE.name], cutoff)}
 
     return [RetentionRule("power_usage", spec.retention_days, frozenset({"database"}), delete)]
 

@@ -8,13 +8,6 @@ import pydantic
 
 from synth_platform.specs.loader import Spec
 
-FEATURES = ("power_usage_kwh", "meter_power_kw", "meter_voltage_v")
-DEFAULT_EDGES = {
-    "power_usage_kwh": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0],
-    "meter_power_kw": [0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0],
-    "meter_voltage_v": [220.0, 225.0, 228.0, 230.0, 232.0, 235.0, 240.0],
-}
-
 
 class TransferSpec(Spec):
     """A Tinybird pipe endpoint pulled into a database table, incrementally on its event time."""
@@ -28,6 +21,24 @@ class TransferSpec(Spec):
         300, ge=0, description="Re-read this much before the watermark, for late events (upserts make it safe)"
     )
     start: str = pydantic.Field("1970-01-01T00:00:00Z", description="Where the first pull starts (ISO 8601)")
+    upstream: list[str] = pydantic.Field(
+        ["estore_events"], description="Assets whose data the pipe reads (lineage in the asset graph)"
+    )
+
+
+class TransfersSpec(Spec):
+    """Tinybird pipes pulled into database tables, each an asset; a sensor requests a pull of all of them."""
+
+    interval_seconds: int = pydantic.Field(300, ge=10, le=86_400, description="How often the transfer sensor pulls")
+    pipes: list[TransferSpec] = pydantic.Field(default_factory=lambda: [TransferSpec()])
+
+    @pydantic.field_validator("pipes")
+    @classmethod
+    def _distinct_tables(cls, pipes: list[TransferSpec]) -> list[TransferSpec]:
+        tables = [p.table for p in pipes]
+        if len(set(tables)) != len(tables):
+            raise ValueError(f"two pipes land in the same table ({tables}); each needs its own")
+        return pipes
 
 
 class LoadTestSpec(Spec):
@@ -38,6 +49,9 @@ class LoadTestSpec(Spec):
     duration_seconds: float = pydantic.Field(10.0, gt=0, le=3600, description="Longest run per target")
     max_requests: int = pydantic.Field(2_000, ge=1, le=1_000_000, description="Most requests per target")
     targets: list[Literal["database", "tinybird"]] = pydantic.Field(["database", "tinybird"], min_length=1)
+    max_period_days: int = pydantic.Field(
+        90, ge=1, le=3660, description="Longest period of the city query (readings of one city over a period)"
+    )
     allow_remote: bool = pydantic.Field(
         False, description="Load only loopback targets unless true (never load a shared server by accident)"
     )
@@ -48,12 +62,12 @@ class AnalyticsSpec(Spec):
     relative_to: Literal["latest_reading", "now"] = pydantic.Field(
         "latest_reading", description="Past hour/minute end at the newest reading of each feature, or at now"
     )
-    histogram_edges: dict[Literal[FEATURES], list[float]] = pydantic.Field(  # type: ignore[valid-type]
-        default_factory=lambda: dict(DEFAULT_EDGES),
-        description="Bucket edges per feature (a feature left out keeps its default); buckets are (-inf, e0), "
+    histogram_edges: dict[str, list[float]] = pydantic.Field(
+        default_factory=dict,
+        description="Bucket edges per feature name (a feature left out keeps its default); buckets are (-inf, e0), "
         "[e0, e1), ..., [en, inf)",
     )
-    transfer: TransferSpec = TransferSpec()
+    transfer: TransfersSpec = TransfersSpec()
     load_test: LoadTestSpec = LoadTestSpec()
 
     @pydantic.field_validator("histogram_edges")
@@ -62,4 +76,4 @@ class AnalyticsSpec(Spec):
         for name, values in edges.items():
             if not values or any(b <= a for a, b in zip(values, values[1:], strict=False)):
                 raise ValueError(f"{name}: edges must be a non-empty, strictly increasing list")
-        return {**DEFAULT_EDGES, **edges}
+        return edges

@@ -11,8 +11,8 @@ from typing import Literal
 
 import pydantic
 
-from synth_platform.specs.loader import Spec, SpecError, dividing, load, parse, read_yaml
-from synth_platform.specs.power import PowerSpec
+from synth_platform.specs.loader import Spec, dividing
+from synth_platform.specs.power import PowerSpec, load_on_the_fleet
 
 IdFormat = Literal["mac", "mac8"]
 FileFormat = Literal["ndjson", "ndjson.gz", "parquet"]
@@ -127,9 +127,4 @@ class MetersSpec(Spec):
 
 
 def load_meters(config_dir: Path) -> MetersSpec:
-    file = config_dir / "meters.yaml"
-    data = read_yaml(file) or {}
-    if isinstance(data, dict) and "power" in data:
-        raise SpecError(file, [("power", "unknown key (the devices and load profile come from power.yaml)")])
-    spec = parse(MetersSpec, data, file)
-    return spec.model_copy(update={"power": load(PowerSpec, config_dir / "power.yaml")})
+    return load_on_the_fleet(MetersSpec, config_dir, "meters")

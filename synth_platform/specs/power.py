@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TypeVar
+
 import pydantic
 
-from synth_platform.specs.loader import Spec, dividing
+from synth_platform.specs.loader import Spec, SpecError, dividing, load, parse, read_yaml
+
+S = TypeVar("S", bound=Spec)
 
 Hours = tuple[float, ...]
 
@@ -88,6 +93,31 @@ DEFAULT_REGIONS = {
 }
 
 
+# The 20 largest US cities, weighted by population (millions, 2020 census).
+DEFAULT_CITIES = {
+    "New York": 8.34,
+    "Los Angeles": 3.82,
+    "Chicago": 2.67,
+    "Houston": 2.30,
+    "Phoenix": 1.64,
+    "Philadelphia": 1.58,
+    "San Antonio": 1.47,
+    "San Diego": 1.38,
+    "Dallas": 1.30,
+    "Austin": 0.97,
+    "San Jose": 0.97,
+    "Jacksonville": 0.95,
+    "Fort Worth": 0.94,
+    "Columbus": 0.91,
+    "Charlotte": 0.88,
+    "Indianapolis": 0.88,
+    "San Francisco": 0.81,
+    "Seattle": 0.75,
+    "Denver": 0.71,
+    "Washington": 0.67,
+}
+
+
 class Devices(Spec):
     count: int = pydantic.Field(100, ge=1, le=10_000_000)
     devices_per_customer: float = pydantic.Field(
@@ -122,12 +152,34 @@ class PowerSpec(Spec):
     devices: Devices = Devices()
     building_types: dict[str, BuildingType] = pydantic.Field(default_factory=lambda: dict(DEFAULT_BUILDING_TYPES))
     regions: dict[str, Region] = pydantic.Field(default_factory=lambda: dict(DEFAULT_REGIONS))
+    cities: dict[str, float] = pydantic.Field(
+        default_factory=lambda: dict(DEFAULT_CITIES),
+        description="City name -> relative weight; each device is in one (the load test queries by city)",
+    )
     usage: Usage = Usage()
     retention_days: int = pydantic.Field(100, ge=1, description="power_usage older than this is deleted")
 
-    @pydantic.field_validator("building_types", "regions")
+    @pydantic.field_validator("building_types", "regions", "cities")
     @classmethod
     def _not_empty(cls, v: dict) -> dict:
         if not v:
             raise ValueError("needs at least one entry")
         return v
+
+    @pydantic.field_validator("cities")
+    @classmethod
+    def _weights(cls, v: dict[str, float]) -> dict[str, float]:
+        bad = [name for name, weight in v.items() if not weight > 0 or not name.strip()]
+        if bad:
+            raise ValueError(f"every city needs a name and a weight > 0: {bad}")
+        return v
+
+
+def load_on_the_fleet(model: type[S], config_dir: Path, name: str) -> S:
+    """`<name>.yaml` for a domain of the power world's devices: its spec with `power` filled from power.yaml (never
+    from its own file), so both worlds agree on the fleet and its load profile."""
+    file = config_dir / f"{name}.yaml"
+    data = read_yaml(file) or {}
+    if isinstance(data, dict) and "power" in data:
+        raise SpecError(file, [("power", "unknown key (the devices and load profile come from power.yaml)")])
+    return parse(model, data, file).model_copy(update={"power": load(PowerSpec, config_dir / "power.yaml")})

@@ -24,6 +24,7 @@ DEVICE_SCHEMA = pa.schema(
         pa.field("longitude", pa.float64(), nullable=False),
         pa.field("building_type", pa.string(), nullable=False),
         pa.field("region", pa.string(), nullable=False),
+        pa.field("city", pa.string(), nullable=False),
     ]
 )
 
@@ -35,6 +36,11 @@ def device_ids(index: np.ndarray) -> np.ndarray:
 def building_type_index(spec: PowerSpec, seed: int, index: np.ndarray) -> np.ndarray:
     weights = [b.weight for b in spec.building_types.values()]
     return seeding.choice(seeding.stream_key(seed, "devices", "building_type"), weights, index)
+
+
+def city_index(spec: PowerSpec, seed: int, index: np.ndarray) -> np.ndarray:
+    """Each device's city (an index into spec.cities), drawn with the cities' weights."""
+    return seeding.choice(seeding.stream_key(seed, "devices", "city"), list(spec.cities.values()), index)
 
 
 def device_scale(seed: int, index: np.ndarray) -> np.ndarray:
@@ -79,6 +85,7 @@ def devices(spec: PowerSpec, seed: int, index: np.ndarray | None = None) -> pa.T
             "longitude": np.round(lon, 6),
             "building_type": pa.array(np.array(types, dtype=object)[building_type_index(spec, seed, index)]),
             "region": pa.array(np.array(list(spec.regions), dtype=object)[region_idx]),
+            "city": pa.array(np.array(list(spec.cities), dtype=object)[city_index(spec, seed, index)]),
         },
         schema=DEVICE_SCHEMA,
     )

@@ -148,7 +148,7 @@ def to_table(data: Readings, id_format: str, record: str = "meter") -> pa.Table:
 
 def fleet(spec: MetersSpec, seed: int, index: np.ndarray, id_numbers: np.ndarray) -> pa.Table:
     """meter_fleet rows: each meter's id and the power-world device, customer, building and region it measures."""
-    device = devices(spec.power, seed, index)
+    device = devices(spec.power, seed, index).drop_columns(["city"])  # the meter files keep their columns
     return pa.Table.from_arrays(
         [id_strings(id_numbers, spec.fleet.id_format), *device.columns], names=["meter_id", *device.column_names]
     )
