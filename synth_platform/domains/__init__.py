@@ -10,7 +10,15 @@ from synth_platform.specs import PlatformSpec, load_world
 from synth_platform.specs.loader import SpecError
 
 REGISTRY = Registry()
-for _domain in (power.DOMAIN, tables.DOMAIN, estore.DOMAIN, analytics.DOMAIN, meters.DOMAIN, telemetry.DOMAIN, sensors.DOMAIN):
+for _domain in (
+    power.DOMAIN,
+    tables.DOMAIN,
+    estore.DOMAIN,
+    analytics.DOMAIN,
+    meters.DOMAIN,
+    telemetry.DOMAIN,
+    sensors.DOMAIN,
+):
     REGISTRY.register(_domain)
 
 
