@@ -56,7 +56,8 @@ def test_the_daily_cycle_peaks_at_the_configured_hour() -> None:
     for peak in (4, 15):
         s = spec(temperature_c={"base": 20.0, "daily": {"amplitude": 3.0, "peak": peak}, "noise_sd": 0.5})
         data = sensor_readings(s, 3, DAY)
-        hours = (data["timestamp"].cast(pa.int64()).to_numpy() // 3_600_000_000) % 24
+        # buckets centred on the whole hours (h - 30 min .. h + 30 min), so the peak's is the highest, not tied
+        hours = ((data["timestamp"].cast(pa.int64()).to_numpy() + 1_800_000_000) // 3_600_000_000) % 24
         means = np.bincount(hours, weights=data["temperature_c"].to_numpy()) / np.bincount(hours)
         assert int(np.argmax(means)) == peak
         assert means.max() - means.min() == pytest.approx(6.0, abs=0.3)  # twice the amplitude
