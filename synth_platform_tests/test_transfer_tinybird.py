@@ -140,7 +140,7 @@ def test_the_transfer_sensor_pulls_every_pipe_on_its_interval(
     job = defs.resolve_job_def("tinybird_transfer")
 
     def tick() -> dict[str, dict]:
-        with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+        with dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources) as context:
             requests = sensor.evaluate_tick(context).run_requests
         assert len(requests) == 1 and requests[0].run_key.startswith("tinybird_transfer:")
         result = job.execute_in_process(instance=instance, tags={"synth/transfer": "true"})
@@ -164,7 +164,16 @@ def test_the_transfer_sensor_pulls_every_pipe_on_its_interval(
 
     # a transfer run still in flight holds the next tick back
     run = instance.create_run_for_job(job, tags={"synth/transfer": "true"})  # created, never launched
-    with dg.build_sensor_context(instance=instance, definitions=defs) as context:
+    with dg.build_sensor_context(instance=instance, definitions=defs, resources=defs.resources) as context:
         skipped = sensor.evaluate_tick(context)
     assert not skipped.run_requests and "still queued or running" in skipped.skip_message
     assert run.status == dg.DagsterRunStatus.NOT_STARTED
+
+    # without a token (outbox mode) there is nothing to pull: the sensor skips instead of filling the run history
+    monkeypatch.delenv("TINYBIRD_TOKEN")
+    outbox_defs = build_definitions(load_platform(config_dir))
+    with dg.build_sensor_context(
+        instance=instance, definitions=outbox_defs, resources=outbox_defs.resources
+    ) as context:
+        idle = outbox_defs.resolve_sensor_def("tinybird_transfer_sensor").evaluate_tick(context)
+    assert not idle.run_requests and "outbox" in idle.skip_message

@@ -274,7 +274,11 @@ def _transfer(platform: PlatformSpec, spec: AnalyticsSpec, kinds: set[str]) -> d
         default_status=dg.DefaultSensorStatus(platform.world.live.default_status.upper()),
         description=f"Requests a pull of every Tinybird pipe each {interval}s, none while one is queued or running.",
     )
-    def transfer_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
+    def transfer_sensor(
+        context: dg.SensorEvaluationContext, tinybird: TinybirdResource
+    ) -> dg.RunRequest | dg.SkipReason:
+        if tinybird.uses_outbox:  # a run would only record "skipped": keep the run history for real pulls
+            return dg.SkipReason("no Tinybird token (outbox mode): nothing to pull")
         running = context.instance.get_runs_count(dg.RunsFilter(tags={TRANSFER_TAG: "true"}, statuses=IN_FLIGHT))
         if running:
             return dg.SkipReason(f"{running} transfer run(s) still queued or running")
