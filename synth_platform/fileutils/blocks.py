@@ -1,14 +1,12 @@
 """Records of a CSV or NDJSON file found block by block, without a Python loop per record.
 
 A block is a large read that ends on a record boundary (the rest of the read waits for the next block), so memory
-is bounded by the block size (or the largest record) however big the file is. NDJSON records end at newlines.
-CSV records end at newlines outside quotes: in RFC 4180 a quote opens or closes a quoted field or is half of an
-escaped `""`, so a newline is outside quotes exactly when an even number of quotes precede it in the block (one
-numpy scan over the quote and newline positions). That holds only if every quote sits where RFC 4180 puts it and
-records end in LF or CRLF; a block with a quote inside an unquoted field (`5'10"`, which the csv module keeps as
-text), a bare CR line ending, an unterminated quote or a closing quote followed by text is handed, from its first
-byte to the end of the file, to the csv module, which reads it exactly as before or reports the error with its
-line.
+is bounded by the block size (or the largest record) however big the file is. Record ends are found by one
+compiled pass (record_scan.py): newlines for NDJSON; for CSV newlines outside quotes, told by the parity of the
+quotes before them, which holds only for RFC 4180 quoting with LF or CRLF line ends. A block with a quote inside an
+unquoted field (`5'10"`, which the csv module keeps as text), a bare CR line ending, an unterminated quote or a
+closing quote followed by text is handed, from its first byte to the end of the file, to the csv module, which
+reads it exactly as before or reports the error with its line.
 """
 
 from __future__ import annotations
@@ -23,19 +21,18 @@ from typing import BinaryIO, Literal
 
 import numpy as np
 
+from synth_platform.fileutils.record_scan import IRREGULAR, MORE, Scanner
 from synth_platform.fileutils.records import FileFormatError, csv_records
 
 Format = Literal["csv", "ndjson"]
 DEFAULT_BLOCK_SIZE = 8 << 20
-_QUOTE, _LF, _CR = ord('"'), ord("\n"), ord("\r")
-_WHITESPACE = np.isin(np.arange(256), [ord(c) for c in " \t\n\r\x0b\x0c"])  # what bytes.strip() removes
 
 
 @dataclass(frozen=True)
 class Block:
     """Records `data[starts[i]:ends[i]]` (line endings included, blank lines left out) of one stretch of a file."""
 
-    data: bytes
+    data: bytes | bytearray
     starts: np.ndarray  # int64 offsets into data
     ends: np.ndarray
     first_line: int  # physical line number of data[0]
@@ -78,33 +75,31 @@ def record_blocks(
         if not scannable:
             yield from _csv_module_blocks(path, file, delimiter, block_size, offset, 1)
             return
+        scan = Scanner(fmt == "csv", delim[0])
         line, carry, final = 1, b"", False
         while not final:
-            chunk = file.read(block_size)
-            final = len(chunk) < block_size
-            data = carry + chunk if carry else chunk
-            if fmt == "csv":
-                found = _scan_csv(data, delim[0], final)
-                if found is None:  # not RFC 4180 as the scan assumes: the csv module takes over from here
-                    yield from _csv_module_blocks(path, file, delimiter, block_size, offset, line)
-                    return
-            else:
-                found = _scan_ndjson(data, final)
-            if found is False:  # no record end yet: the record continues in the next read
+            data = bytearray(len(carry) + block_size)  # read straight after the carried bytes: no second copy
+            data[: len(carry)] = carry
+            got = file.readinto(memoryview(data)[len(carry) :])
+            final = got < block_size
+            del data[len(carry) + got :]
+            found = scan(data, final)
+            if found.state == IRREGULAR:  # the csv module takes over from here
+                yield from _csv_module_blocks(path, file, delimiter, block_size, offset, line)
+                return
+            if found.state == MORE:  # no record end yet: the record continues in the next read
                 carry = data
                 continue
-            stop, ends, breaks = found
-            bad_at, bad = _not_utf8(path, data, stop, line, fmt == "csv")
-            if bad is not None:  # the records before the bad one are still delivered, as when read one by one
+            ends, bad = found.ends, None
+            if not found.utf8:  # the records before the bad one are still delivered, as when read one by one
+                bad_at, bad = _not_utf8(path, data, found.stop, line, fmt == "csv")
                 ends = ends[ends <= bad_at]
-            starts = np.concatenate(([0], ends[:-1]))[: len(ends)].astype(np.int64)
-            keep = ~_blank(data, starts, ends, fmt)
-            offset += stop
-            yield Block(data, starts[keep], ends[keep], line, offset, fmt == "csv")
+            offset += found.stop
+            yield Block(data, found.starts[: len(ends)], ends, line, offset, fmt == "csv")
             if bad is not None:
                 raise bad
-            line += breaks
-            carry = data[stop:]
+            line += found.breaks
+            carry = data[found.stop :]
 
 
 def split_header(path: Path, blocks: Iterator[Block]) -> tuple[Block, Iterator[Block]]:
@@ -115,85 +110,14 @@ def split_header(path: Path, blocks: Iterator[Block]) -> tuple[Block, Iterator[B
     raise FileFormatError(f"{path}: empty file (a header line is required)")
 
 
-def _scan_csv(data: bytes, delim: int, final: bool) -> tuple[int, np.ndarray, int] | bool | None:
-    """(block end, record ends, line breaks before the end) of CSV bytes starting on a record boundary; False when
-    no record ends in them yet; None when the bytes are not RFC 4180 as the quote-parity scan needs them."""
-    a = np.frombuffer(data, np.uint8)
-    n = len(a)
-    quotes = np.flatnonzero(a == _QUOTE) if b'"' in data else np.empty(0, np.int64)
-    lf = np.flatnonzero(a == _LF)
-    ends = lf[(np.searchsorted(quotes, lf) & 1) == 0] + 1 if len(quotes) else lf + 1
-    if final:
-        if len(quotes) % 2:
-            return None  # unterminated quote: the csv module names the record's line
-        stop = n
-        if n and (not len(ends) or ends[-1] != n):
-            ends = np.append(ends, n)  # the last record has no line ending
-    elif len(ends):
-        stop = int(ends[-1])
-    else:
-        return False
-    quotes = quotes[: np.searchsorted(quotes, stop)]
-    if len(quotes) and not _quotes_in_place(a, quotes, delim):
-        return None
-    breaks = int(np.searchsorted(lf, stop))
-    if data.find(b"\r", 0, stop) >= 0:
-        cr = np.flatnonzero(a[:stop] == _CR)
-        bare = cr[(cr + 1 >= n) | (a[np.minimum(cr + 1, n - 1)] != _LF)]  # a CR not followed by LF
-        if len(bare) and not ((np.searchsorted(quotes, bare) & 1) == 1).all():
-            return None  # outside quotes it ends a record for the csv module
-        breaks += len(bare)  # inside quotes it is text, and a line break for the line numbers
-    return stop, ends.astype(np.int64), breaks
-
-
-def _quotes_in_place(a: np.ndarray, quotes: np.ndarray, delim: int) -> bool:
-    """Every opening quote starts a field (or is the second half of `""`), every other quote is followed by a
-    quote, the delimiter, a line ending or the end of the file."""
-    opening, closing = quotes[0::2], quotes[1::2]
-    before = a[np.maximum(opening - 1, 0)]
-    ok = (opening == 0) | (before == delim) | (before == _LF) | (before == _CR)
-    ok[1:] |= closing[: len(opening) - 1] == opening[1:] - 1
-    after_pos = closing + 1
-    after = a[np.minimum(after_pos, len(a) - 1)]
-    fine = (after_pos >= len(a)) | (after == _QUOTE) | (after == delim) | (after == _LF) | (after == _CR)
-    return bool(ok.all() and fine.all())
-
-
-def _scan_ndjson(data: bytes, final: bool) -> tuple[int, np.ndarray, int] | bool:
-    ends = np.flatnonzero(np.frombuffer(data, np.uint8) == _LF) + 1
-    breaks = len(ends)
-    if final:
-        if data and not data.endswith(b"\n"):
-            ends = np.append(ends, len(data))
-        return len(data), ends.astype(np.int64), breaks
-    return (int(ends[-1]), ends.astype(np.int64), breaks) if len(ends) else False
-
-
-def _blank(data: bytes, starts: np.ndarray, ends: np.ndarray, fmt: Format) -> np.ndarray:
-    """Lines that are not records: empty ones for CSV (as csv.reader sees them), whitespace-only ones for NDJSON."""
-    a = np.frombuffer(data, np.uint8)
-    if not len(starts):
-        return np.zeros(0, bool)
-    lengths = ends - starts
-    if fmt == "csv":
-        first = a[starts]
-        return (a[ends - 1] == _LF) & ((lengths == 1) | ((lengths == 2) & (first == _CR)))
-    blank = _WHITESPACE[a[starts]]
-    for i in np.flatnonzero(blank):  # only lines starting with whitespace are looked at one by one
-        blank[i] = not data[starts[i] : ends[i]].strip()
-    return blank
-
-
-def _not_utf8(
-    path: Path, data: bytes, stop: int, first_line: int, universal: bool
-) -> tuple[int, FileFormatError | None]:
-    """The offset of the first invalid UTF-8 in data[:stop] and the error naming its line, if there is one."""
+def _not_utf8(path: Path, data: bytes, stop: int, first_line: int, universal: bool) -> tuple[int, FileFormatError]:
+    """The offset of the first invalid UTF-8 in data[:stop] (which has some) and the error naming its line."""
     try:
         codecs.utf_8_decode(memoryview(data)[:stop], "strict", True)
     except UnicodeDecodeError as exc:
         line = first_line + _line_breaks(data, exc.start, universal)
         return exc.start, FileFormatError(f"{path}: line {line}: not UTF-8 text: {exc.reason}")
-    return stop, None
+    raise AssertionError("the scan found invalid UTF-8 that Python decodes")
 
 
 def _csv_module_blocks(
