@@ -4,6 +4,11 @@ from pathlib import Path
 
 import yaml
 
+from synth_platform.resources import PROJECT_ROOT
+
+# The local instance config that `make` copies into DAGSTER_HOME.
+LOCAL_INSTANCE_YAML = PROJECT_ROOT / "deploy" / "local" / "dagster.yaml"
+
 
 def edit_yaml(file: Path, **changes: object) -> None:
     """Set top-level keys of a YAML file (dotted keys reach into mappings)."""

@@ -10,6 +10,7 @@ import dagster as dg
 import sqlalchemy as sa
 
 from synth_platform.domains import load_platform
+from synth_platform_tests.config_files import LOCAL_INSTANCE_YAML
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -17,7 +18,7 @@ REPO = Path(__file__).resolve().parents[1]
 def test_demo_backfills_the_demo_window_into_embedded_targets(tmp_path, _data_dir):
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML.read_text())
     env = {**os.environ, "DAGSTER_HOME": str(home), "SYNTH_DATA_DIR": str(_data_dir)}
     env.pop("SYNTH_DATABASE_URL", None)
     done = subprocess.run(

@@ -24,7 +24,7 @@ from synth_platform.streams.meters import READINGS
 from synth_platform.world.meters import expected_rows as meter_rows
 from synth_platform.world.power_usage import expected_rows as power_rows
 from synth_platform.world.windows import Window
-from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.config_files import LOCAL_INSTANCE_YAML, edit_yaml
 from synth_platform_tests.live_helpers import power_platform
 from synth_platform_tests.services import free_port
 
@@ -155,7 +155,7 @@ def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _da
     targets = Targets(platform, _data_dir)
     home = tmp_path / "dagster_home"
     home.mkdir()
-    shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copy(LOCAL_INSTANCE_YAML, home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "SYNTH_CONFIG_DIR": str(config_dir),
            "SYNTH_DATA_DIR": str(_data_dir)}  # fmt: skip
     for name in ("SYNTH_DATABASE_URL", "SYNTH_BUCKET_URL"):

@@ -22,7 +22,7 @@ from synth_platform.sinks.files import BucketResource, window_prefix
 from synth_platform.streams.meters import READINGS
 from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
-from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.config_files import LOCAL_INSTANCE_YAML, edit_yaml
 from synth_platform_tests.live_helpers import at, power_platform, rows, world_rows
 
 pytestmark = pytest.mark.timeout(180)
@@ -147,7 +147,7 @@ def test_killed_mid_file_write_then_retried_leaves_exactly_the_window_in_the_buc
 def instance_env(tmp_path: Path, config_dir: Path, monkeypatch, **extra: str) -> None:
     home = tmp_path / "dagster_home"
     home.mkdir()
-    (home / "dagster.yaml").write_text((PROJECT_ROOT / "dagster.yaml").read_text())
+    (home / "dagster.yaml").write_text(LOCAL_INSTANCE_YAML.read_text())
     for name, value in {"DAGSTER_HOME": str(home), "SYNTH_CONFIG_DIR": str(config_dir), **extra}.items():
         monkeypatch.setenv(name, value)
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
-from synth_platform.automation.live import LIVE_STREAM_TAG, LiveStream, due_windows
+from synth_platform.automation.live import LIVE_STREAM_TAG, LiveStream, batches, due_windows
 from synth_platform.domains import load_platform
 from synth_platform.specs.loader import SpecError
 from synth_platform.world.windows import Window
@@ -32,19 +32,27 @@ def make_sensor(config_dir, sqlite_url):
     return make
 
 
-def tick(sensor, instance: dg.DagsterInstance, cursor: str | None):
-    """One evaluation as the daemon does it: returns (windows requested, run keys, new cursor, skip message)."""
-    sensor, repo = sensor
-    data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repo))
-    windows = [
+def requested_batches(data) -> list[Window]:
+    """The window range each run request of a tick covers (one run per batch of contiguous windows)."""
+    return [
         Window(
             datetime.fromisoformat(r.tags[LIVE_WINDOW_START_TAG]), datetime.fromisoformat(r.tags[LIVE_WINDOW_END_TAG])
         )
         for r in data.run_requests
     ]
-    for request, window in zip(data.run_requests, windows, strict=True):
-        assert request.partition_key == window.partition_key()
-        assert request.tags["dagster/partition"] == window.partition_key()
+
+
+def tick(sensor, instance: dg.DagsterInstance, cursor: str | None):
+    """One evaluation as the daemon does it: returns (windows requested, run keys, new cursor, skip message);
+    the windows are those the requested runs write, one per cadence step."""
+    sensor, repo = sensor
+    data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repo))
+    batches = requested_batches(data)
+    for request, batch in zip(data.run_requests, batches, strict=True):
+        assert request.partition_key == batch.partition_key()
+        assert request.tags["dagster/partition"] == batch.partition_key()
+        assert request.run_key == STREAM.run_key(batch)
+    windows = [w for batch in batches for w in batch.split(STREAM.cadence_seconds)]
     return windows, [r.run_key for r in data.run_requests], data.cursor, data.skip_message
 
 
@@ -53,13 +61,13 @@ def test_first_tick_requests_today_up_to_the_last_closed_window(make_sensor, ins
     windows, keys, cursor, _ = tick(make_sensor(clock, max_windows_per_tick=12), instance, None)
     assert [w.start for w in windows] == [at("2026-03-05T00:00") + timedelta(minutes=10 * i) for i in range(6)]
     assert all(w.seconds == 600 for w in windows)
-    assert keys == [f"power_usage:{w.start.isoformat()}" for w in windows]
+    assert keys == [f"power_usage:{windows[0].start.isoformat()}"]  # one run writes the six windows
     assert cursor == at("2026-03-05T01:00").isoformat()
 
 
 def test_a_never_written_dimension_goes_with_the_first_window_only(make_sensor, instance):
     clock = Clock(at("2026-03-05T00:30:00"))
-    sensor = make_sensor(clock)
+    sensor = make_sensor(clock, max_windows_per_run=1)
     data = sensor[0].evaluate_tick(dg.build_sensor_context(instance=instance, repository_def=sensor[1]))
     selections = [set(r.asset_selection) for r in data.run_requests]
     usage, devices = dg.AssetKey("power_usage"), dg.AssetKey("device_metadata")
@@ -101,10 +109,10 @@ def test_catch_up_after_downtime_is_bounded_per_tick_and_gapless_across_midnight
         if not windows:
             break
         ticks += 1
-        assert len(windows) <= 50
+        assert len(windows) <= 50 and len(run_keys) <= 3  # 50 windows: at most 30 per run, split at midnight
         seen += windows
         keys += run_keys
-    assert ticks == 4 and len(seen) == 174
+    assert ticks == 4 and len(seen) == 174 and len(keys) == 9
     assert len(set(keys)) == len(keys)
     assert seen[0].start == at("2026-03-05T22:00") and seen[-1].end == at("2026-03-07T03:00")
     assert all(a.end == b.start for a, b in zip(seen, seen[1:], strict=False))  # contiguous: nothing skipped
@@ -113,14 +121,15 @@ def test_catch_up_after_downtime_is_bounded_per_tick_and_gapless_across_midnight
 
 def test_no_new_windows_while_the_stream_has_runs_in_flight(make_sensor, instance):
     clock = Clock(at("2026-03-05T02:00:00"))
-    sensor = make_sensor(clock, max_windows_per_tick=12, max_runs_in_flight=5)
+    sensor = make_sensor(clock, max_windows_per_tick=12, max_windows_per_run=5, max_runs_in_flight=5)
     for _ in range(3):
         instance.add_run(
             dg.DagsterRun(job_name=STREAM.job_name, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.NOT_STARTED,
                           tags={LIVE_STREAM_TAG: STREAM.name})
         )  # fmt: skip
-    windows, _, cursor, _ = tick(sensor, instance, None)
-    assert len(windows) == 2  # 5 allowed in flight, 3 already waiting to start
+    windows, keys, cursor, _ = tick(sensor, instance, None)
+    assert len(keys) == 2 and len(windows) == 10  # 5 runs allowed in flight, 3 already waiting to start
+    assert cursor == at("2026-03-05T01:40").isoformat()  # the rest waits for a later tick
     for _ in range(2):
         instance.add_run(
             dg.DagsterRun(job_name=STREAM.job_name, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED,
@@ -128,6 +137,28 @@ def test_no_new_windows_while_the_stream_has_runs_in_flight(make_sensor, instanc
         )  # fmt: skip
     windows, _, cursor2, skip = tick(sensor, instance, cursor)
     assert windows == [] and "queued or running" in skip and cursor2 in (None, cursor)
+
+
+def test_a_stream_behind_by_several_windows_catches_up_in_one_run(make_sensor, instance):
+    clock = Clock(at("2026-03-05T10:00:00"))
+    sensor = make_sensor(clock, initial_cursor=8)
+    windows, keys, cursor, _ = tick(sensor, instance, None)
+    assert keys == [f"power_usage:{at('2026-03-05T08:40').isoformat()}"] and len(windows) == 8
+    assert windows == list(Window(at("2026-03-05T08:40"), at("2026-03-05T10:00")).split(600))
+    assert cursor == at("2026-03-05T10:00").isoformat()
+
+
+def test_batches_are_bounded_contiguous_and_split_at_midnight():
+    days = Window(at("2026-03-05T22:00"), at("2026-03-06T02:00"))
+    windows = list(days.split(1800))
+    merged = batches(windows, 3)
+    assert merged == [
+        Window(at("2026-03-05T22:00"), at("2026-03-05T23:30")),
+        Window(at("2026-03-05T23:30"), at("2026-03-06T00:00")),
+        Window(at("2026-03-06T00:00"), at("2026-03-06T01:30")),
+        Window(at("2026-03-06T01:30"), at("2026-03-06T02:00")),
+    ]
+    assert [w for b in merged for w in b.split(1800)] == windows
 
 
 def test_windows_never_cross_midnight_and_unaligned_cursors_realign():

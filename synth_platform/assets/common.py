@@ -33,14 +33,15 @@ IN_FLIGHT = [
     dg.DagsterRunStatus.STARTED,
 ]
 
-# A live run writes one window of the open partition; the sensor that requests it sets these tags.
+# A live run writes a batch of contiguous windows of one partition, [start, end); its sensor sets these tags.
 LIVE_WINDOW_START_TAG = "synth/window_start"
 LIVE_WINDOW_END_TAG = "synth/window_end"
 
 
 def windows_to_write(context: dg.AssetExecutionContext, step_seconds: int) -> list[Window]:
-    """What a run writes: the tagged live window, else each day of the partition range (an open day only
-    up to its last closed step). Each returned window is replaced as a whole, in its own transaction."""
+    """What a run writes: each live window of the tagged batch (contiguous windows of the cadence), else each day
+    of the partition range (an open day only up to its last closed step). Each returned window is replaced as a
+    whole, in its own transaction."""
     tags = context.run.tags
     if LIVE_WINDOW_START_TAG in tags:
         live = Window(
@@ -49,7 +50,7 @@ def windows_to_write(context: dg.AssetExecutionContext, step_seconds: int) -> li
         partition = run_window(context)
         if not (partition.start <= live.start and live.end <= partition.end):
             raise ValueError(f"live window {live} is outside partition {partition}")
-        return [live]
+        return list(live.split(step_seconds))
     return [part for _, part in written_days(context, step_seconds)]
 
 

@@ -1,4 +1,5 @@
-"""Automation over the assembled domains: live sensors, the daily close, retention and freshness.
+"""Automation over the assembled domains: live sensors, the daily close, retention (data and live run history) and
+freshness.
 
 Built from the merged Definitions, so a stream joins by declaring `LIVE_CADENCE_METADATA` on its asset (live sensor,
 freshness check); daily partitioned assets join the daily close; the retention rules come from the domain records.
@@ -13,6 +14,7 @@ from synth_platform.automation.close import daily_close_job, daily_close_schedul
 from synth_platform.automation.freshness import freshness_checks, freshness_job
 from synth_platform.automation.live import Clock, dimensions, live_job, live_sensor, live_streams, utc_now
 from synth_platform.automation.retention import RetentionRule, retention_job
+from synth_platform.automation.run_history import run_history_job
 from synth_platform.specs import PlatformSpec
 
 
@@ -49,6 +51,11 @@ def build(
         job = daily_close_job([*closing, *dims], freshness_selection)
         jobs.append(job)
         schedules.append(daily_close_schedule(job, closing, dims, sorted(checks_to_run), platform.world))
+
+    if streams:
+        job = run_history_job(live.purge_live_runs_after_days, clock)
+        jobs.append(job)
+        schedules.append(_schedule("live_run_history_schedule", job, live.run_history_cron, status))
 
     if rules:
         job = retention_job(rules, clock)

@@ -1,9 +1,11 @@
 """Live delivery: one sensor per stream that declares a cadence, requesting every closed window exactly once.
 
-The sensor cursor (kept by Dagster) is the end of the last requested window. Each evaluation requests the windows
-that closed since then, oldest first and at most `max_windows_per_tick`, so after downtime the stream catches up
-window by window with no gap in event time. The run key names the stream and the window start; since windows are
-contiguous from the cursor, a start is never requested twice, and Dagster drops a repeated run key anyway.
+The sensor cursor (kept by Dagster) is the end of the last requested window. Each evaluation takes the windows
+that closed since then, oldest first and at most `max_windows_per_tick`, and requests them in batches: one run per
+run of contiguous windows of one day, at most `max_windows_per_run` each, so after downtime the stream catches up in
+a few runs with no gap in event time (the run still replaces each window on its own). The run key names the stream
+and the batch start; since batches are contiguous from the cursor, a start is never requested twice, and Dagster
+drops a repeated run key anyway.
 """
 
 from collections.abc import Callable, Iterable
@@ -88,6 +90,20 @@ def due_windows(cursor_s: int, now_s: int, cadence_s: int, limit: int) -> list[W
     return windows
 
 
+def batches(windows: list[Window], size: int) -> list[Window]:
+    """Contiguous windows merged into runs of at most `size` windows, never across midnight (one partition each)."""
+    merged: list[Window] = []
+    count = 0
+    for w in windows:
+        last = merged[-1] if merged else None
+        if last and count < size and last.end == w.start and last.partition_key() == w.partition_key():
+            merged[-1], count = Window(last.start, w.end), count + 1
+        else:
+            merged.append(w)
+            count = 1
+    return merged
+
+
 def first_cursor(live: LiveSpec, cadence_s: int, now_s: int, first_day: date) -> int:
     """Where a sensor without a cursor starts: today 00:00 UTC, or N windows before the last closed one;
     never before the first partition."""
@@ -125,7 +141,8 @@ def live_sensor(
         default_status=dg.DefaultSensorStatus(live.default_status.upper()),
         description=(
             f"Requests each closed {stream.cadence_seconds}s window of {stream.name} once, oldest first "
-            f"(at most {live.max_windows_per_tick} per evaluation); the cursor is the end of the last window."
+            f"(at most {live.max_windows_per_tick} per evaluation, up to {live.max_windows_per_run} contiguous "
+            "windows per run); the cursor is the end of the last window."
         ),
     )
     def _sensor(context: dg.SensorEvaluationContext) -> dg.SensorResult | dg.SkipReason:
@@ -137,12 +154,13 @@ def live_sensor(
         in_flight = context.instance.get_runs_count(
             dg.RunsFilter(tags={LIVE_STREAM_TAG: stream.name}, statuses=IN_FLIGHT)
         )
-        budget = min(live.max_windows_per_tick, live.max_runs_in_flight - in_flight)
+        budget = live.max_runs_in_flight - in_flight
         if budget <= 0:
             return dg.SkipReason(f"{in_flight} live runs of {stream.name} are queued or running; waiting for them")
-        windows = due_windows(cursor_s, now_s, stream.cadence_seconds, budget)
-        cursor = from_epoch(windows[-1].end_s if windows else cursor_s).isoformat()
-        if not windows:
+        windows = due_windows(cursor_s, now_s, stream.cadence_seconds, live.max_windows_per_tick)
+        runs = batches(windows, live.max_windows_per_run)[:budget]
+        cursor = from_epoch(runs[-1].end_s if runs else cursor_s).isoformat()
+        if not runs:
             return dg.SensorResult(skip_reason=f"no window closed since {cursor}", cursor=cursor)
         missing = unmaterialized(context.instance, stream.dimensions)
         return dg.SensorResult(
@@ -154,7 +172,7 @@ def live_sensor(
                     asset_check_keys=[],  # none, explicitly: a subset run would otherwise add the assets' checks
                     tags={LIVE_WINDOW_START_TAG: w.start.isoformat(), LIVE_WINDOW_END_TAG: w.end.isoformat()},
                 )
-                for i, w in enumerate(windows)
+                for i, w in enumerate(runs)
             ],
             cursor=cursor,
         )

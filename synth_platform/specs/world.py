@@ -18,6 +18,13 @@ def _cron(value: str) -> str:
     return value
 
 
+class LiveRunAges(Spec):
+    """How long a live run stays in Dagster's run history, by outcome (days)."""
+
+    success: float = pydantic.Field(1.0, gt=0, le=3650, description="Days a successful live run is kept")
+    failure: float = pydantic.Field(7.0, gt=0, le=3650, description="Days a failed or canceled live run is kept")
+
+
 class LiveSpec(Spec):
     """Near-real-time delivery: the live sensors, the daily close, retention and freshness."""
 
@@ -28,7 +35,10 @@ class LiveSpec(Spec):
         10, ge=5, le=3600, description="How often each live sensor is evaluated (the daemon loops every 5 s)"
     )
     max_windows_per_tick: int = pydantic.Field(
-        12, ge=1, le=1000, description="Windows one sensor evaluation requests at most (bounded catch-up)"
+        120, ge=1, le=10000, description="Windows one sensor evaluation requests at most (bounded catch-up)"
+    )
+    max_windows_per_run: int = pydantic.Field(
+        30, ge=1, le=1000, description="Contiguous windows of one day a live run writes at most (catch-up batches)"
     )
     max_runs_in_flight: int = pydantic.Field(
         8, ge=1, le=1000, description="No new windows while this many live runs of the stream are queued or running"
@@ -43,6 +53,8 @@ class LiveSpec(Spec):
     freshness_cron: str = pydantic.Field("*/10 * * * *", description="When the freshness checks run (UTC)")
     daily_close_cron: str = pydantic.Field("15 0 * * *", description="When yesterday is closed (UTC)")
     retention_cron: str = pydantic.Field("45 0 * * *", description="When expired data is deleted (UTC)")
+    purge_live_runs_after_days: LiveRunAges = LiveRunAges()
+    run_history_cron: str = pydantic.Field("30 * * * *", description="When old live runs are deleted (UTC)")
 
     @pydantic.field_validator("initial_cursor")
     @classmethod
@@ -51,7 +63,7 @@ class LiveSpec(Spec):
             raise ValueError("must be 'start_of_day' or a number of windows >= 1")
         return v
 
-    _crons = pydantic.field_validator("freshness_cron", "daily_close_cron", "retention_cron")(_cron)
+    _crons = pydantic.field_validator("freshness_cron", "daily_close_cron", "retention_cron", "run_history_cron")(_cron)
 
 
 class TargetsSpec(Spec):
