@@ -26,6 +26,16 @@ warnings.filterwarnings(
 )
 
 
+# main_job runs every domain at once: its step processes fork from a server that has already imported the code
+# location, so a step starts in milliseconds instead of re-importing Dagster, pyarrow and the domains (seconds
+# each on a small machine). Everything else (a partition materialized from the UI or `dg launch`, a backfill
+# run, the daily close) runs its steps in the run's own process: an asset's checks run inside its step, so a
+# partition is one step and a second process would only add start-up time.
+PARALLEL_EXECUTOR = dg.multiprocess_executor.configured(
+    {"start_method": {"forkserver": {"preload_modules": ["synth_platform.definitions"]}}}
+)
+
+
 def build_definitions(platform: PlatformSpec | None = None) -> dg.Definitions:
     platform = platform or load_platform()
     resources = build_resources(platform.world.targets, platform.config_dir / "world.yaml")  # settings fail first
@@ -35,15 +45,19 @@ def build_definitions(platform: PlatformSpec | None = None) -> dg.Definitions:
     assembled = dg.Definitions.merge(*built, dg.Definitions(resources=resources))
     rules = [rule for domain in domains for rule in domain.retention(platform.get(domain.name))]
     automated = automation.build(platform, assembled, rules=rules)
+    distributed = executor_from_env()
     # Freshness compares against the wall clock; it has its own schedule and would fail any past-day backfill.
     main_job = dg.define_asset_job(
         MAIN_JOB,
+        executor_def=None if distributed else PARALLEL_EXECUTOR,
         selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*automated.asset_checks),
         description="Every asset of the enabled domains with their checks; `make run` backfills the demo window.",
     )
-    # The default executor of every job that does not set one: main_job, the daily close and backfills (live jobs
-    # run in-process). Local unless SYNTH_EXECUTOR picks Celery or Kubernetes.
-    return dg.Definitions.merge(assembled, automated, dg.Definitions(jobs=[main_job], executor=executor_from_env()))
+    # The default executor of every job that does not set one: the daily close, backfills, a partition from the UI.
+    # Local: in the run's process. SYNTH_EXECUTOR picks Celery or Kubernetes (main_job then uses it too).
+    return dg.Definitions.merge(
+        assembled, automated, dg.Definitions(jobs=[main_job], executor=distributed or dg.in_process_executor)
+    )
 
 
 defs = build_definitions()
