@@ -1,6 +1,8 @@
 """What every domain's assets share: the daily partitions, provenance metadata, previews."""
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
@@ -73,6 +75,21 @@ def closed_part(day: Window, step_seconds: int, now: datetime | None = None) -> 
     return day if end_s == day.end_s else Window(day.start, datetime.fromtimestamp(end_s, tz=UTC))
 
 
+def column_schema(schema: pa.Schema, descriptions: dict[str, str]) -> dg.TableSchema:
+    """dagster/column_schema of a table: its columns' names and types, with the descriptions the spec gives."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(
+                f.name,
+                str(f.type),
+                description=descriptions.get(f.name),
+                constraints=dg.TableColumnConstraints(nullable=f.nullable),
+            )
+            for f in schema
+        ]
+    )
+
+
 def markdown_list(items: list[str], limit: int = 50) -> dg.MetadataValue:
     """A bulleted list for metadata (the first `limit` items), or "none"."""
     more = f"\n- ... and {len(items) - limit} more" if len(items) > limit else ""
@@ -99,23 +116,92 @@ def provenance(
     preview: pa.Table | None = None,
     **extra: object,
 ) -> dict[str, object]:
-    """Metadata every materialization carries, so a person can tell what produced the rows and how fast."""
+    """Metadata every materialization carries, so a person can tell what produced the rows and how fast. Only
+    measurements are numbers (so the UI plots rows, bytes and throughput over time); the seed is text."""
     meta: dict[str, object] = {
+        "dagster/row_count": dg.MetadataValue.int(rows),
         "rows": dg.MetadataValue.int(rows),
         "bytes": dg.MetadataValue.int(nbytes),
         "duration_s": dg.MetadataValue.float(round(seconds, 3)),
         "rows_per_s": dg.MetadataValue.float(round(rows / seconds, 1) if seconds > 0 else 0.0),
         "target": dg.MetadataValue.text(target),
-        "seed": dg.MetadataValue.int(seed),
+        "seed": dg.MetadataValue.text(str(seed)),
         "spec_hash": dg.MetadataValue.text(spec_hash),
         "generator_version": dg.MetadataValue.text(__version__),
     }
     if window is not None:
         meta["window"] = dg.MetadataValue.text(str(window))
-    if preview is not None and preview.num_rows:
+    if rows == 0:
+        meta["preview"] = dg.MetadataValue.md(f"nothing written: no rows in {window or 'the table'}")
+    elif preview is not None and preview.num_rows:
         meta["preview"] = dg.MetadataValue.md(markdown_preview(preview))
     meta.update(extra)
     return meta
+
+
+@dataclass
+class Written:
+    """What a run wrote into one partition: its windows (in order), rows, bytes and the seconds spent on them."""
+
+    windows: list[Window] = field(default_factory=list)
+    rows: int = 0
+    nbytes: int = 0
+    seconds: float = 0.0
+
+    @property
+    def window(self) -> Window:
+        return Window(self.windows[0].start, self.windows[-1].end)
+
+
+class Tally:
+    """Per-partition totals of a run's window writes, each write timed from the end of the previous one."""
+
+    def __init__(self) -> None:
+        self.partitions: dict[str, Written] = {}
+        self._last = time.perf_counter()
+
+    def add(self, window: Window, rows: int, nbytes: int) -> Written:
+        now = time.perf_counter()
+        written = self.partitions.setdefault(window.partition_key(), Written())
+        written.windows.append(window)
+        written.rows, written.nbytes = written.rows + rows, written.nbytes + nbytes
+        written.seconds += now - self._last
+        self._last = now
+        return written
+
+
+def partition_results(
+    context: dg.AssetExecutionContext,
+    tally: Tally,
+    metadata: Callable[[Written], dict[str, object]],
+    asset_key: dg.AssetKey | None = None,
+) -> list[dg.MaterializeResult | dg.AssetMaterialization]:
+    """What a step reports, honest per partition. A one-partition run's result carries that partition's figures.
+    Dagster records a range run's result once per partition with the same metadata, so that result only holds
+    range totals, labelled as such, and an AssetMaterialization per written partition follows with the partition's
+    own figures: it is the partition's latest materialization, the one its page shows."""
+    key = asset_key or context.asset_key
+    keys = context.partition_keys
+    if len(keys) == 1:
+        written = tally.partitions.get(keys[0])
+        return [dg.MaterializeResult(asset_key=key, metadata=metadata(written) if written else nothing_written())]
+    total = {
+        "range": dg.MetadataValue.text(f"{keys[0]} .. {keys[-1]} ({len(keys)} partitions, one run)"),
+        "range_rows": dg.MetadataValue.int(sum(w.rows for w in tally.partitions.values())),
+        "range_bytes": dg.MetadataValue.int(sum(w.nbytes for w in tally.partitions.values())),
+        "per_partition": dg.MetadataValue.text("each partition's own figures follow as its latest materialization"),
+    }
+    events: list[dg.MaterializeResult | dg.AssetMaterialization] = [dg.MaterializeResult(asset_key=key, metadata=total)]
+    for partition in keys:
+        written = tally.partitions.get(partition)
+        meta = metadata(written) if written else nothing_written()
+        events.append(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=meta))
+    return events
+
+
+def nothing_written() -> dict[str, object]:
+    """A partition the run covered without writing any window (the open day before its first step closed)."""
+    return {"dagster/row_count": dg.MetadataValue.int(0), "preview": dg.MetadataValue.md("nothing written yet")}
 
 
 class Stopwatch:

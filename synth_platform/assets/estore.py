@@ -25,6 +25,7 @@ from synth_platform.specs.estore import ACTIONS, EstoreSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.streams.estore import action_mix, deliver_windows, delivered_events, write_totals
 from synth_platform.world.estore import distinct, events, state_violations
+from synth_platform.world.windows import Window
 
 GROUP = "estore"
 
@@ -110,7 +111,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
             metadata=provenance(
                 seed=seed,
                 spec_hash=digest,
-                window=run_window(context),
+                window=Window(windows[0].start, windows[-1].end) if windows else run_window(context),
                 rows=delivered.rows,
                 nbytes=delivered.bytes,
                 seconds=clock.seconds,

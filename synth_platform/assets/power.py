@@ -1,17 +1,21 @@
 """Power world wiring: device_metadata, daily power_usage and its checks (written by streams/power.py)."""
 
+from datetime import timedelta
+
 import dagster as dg
 
 from synth_platform.analytics.live_tables import LiveAnalytics
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     Stopwatch,
+    Tally,
+    Written,
+    column_schema,
     daily_partitions,
     markdown_list,
+    partition_results,
     provenance,
-    run_window,
     windows_to_write,
-    written_days,
 )
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.specs import PlatformSpec
@@ -25,8 +29,9 @@ from synth_platform.streams.power import (
     write_devices,
     write_power_windows,
 )
-from synth_platform.world.devices import devices
-from synth_platform.world.power_usage import expected_rows, power_usage
+from synth_platform.world.devices import DEVICE_COLUMNS, DEVICE_SCHEMA, devices
+from synth_platform.world.power_usage import POWER_USAGE_COLUMNS, POWER_USAGE_SCHEMA, expected_rows, power_usage
+from synth_platform.world.windows import Window
 
 GROUP = "power"
 
@@ -44,6 +49,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
         group_name=GROUP,
         kinds={database_kind},
         description="The device fleet: customer, location, building type and region per device.",
+        metadata={"dagster/column_schema": column_schema(DEVICE_SCHEMA, DEVICE_COLUMNS)},
     )
     def device_metadata(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
         clock = Stopwatch()
@@ -60,6 +66,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
                 seconds=clock.seconds,
                 target=f"{database.redacted_url} table device_metadata",
                 preview=data,
+                **{"dagster/table_name": database.qualified_name("device_metadata")},
             )
         )
 
@@ -71,67 +78,87 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
         deps=[device_metadata],
         description="Power readings per device and interval from the load profile; one transaction per day.",
         name="power_usage",
-        metadata={LIVE_CADENCE_METADATA: step},
+        metadata={
+            LIVE_CADENCE_METADATA: step,
+            "dagster/column_schema": column_schema(POWER_USAGE_SCHEMA, POWER_USAGE_COLUMNS),
+        },
+        # Evaluated in the asset's step over what it just wrote (a live batch, or whole days); row_count blocks.
+        check_specs=[
+            dg.AssetCheckSpec(
+                "row_count",
+                asset=usage_key,
+                partitions_def=partitions,
+                blocking=True,
+                description="Rows of each written window (a live batch or a day) equal what the spec generates.",
+            ),
+            dg.AssetCheckSpec(
+                "unique_keys",
+                asset=usage_key,
+                partitions_def=partitions,
+                description="No two readings of a written window share (device_id, timestamp).",
+            ),
+            dg.AssetCheckSpec(
+                "known_devices",
+                asset=usage_key,
+                partitions_def=partitions,
+                additional_deps=[device_metadata],
+                description="Every device_id written exists in device_metadata.",
+            ),
+        ],
     )
-    def power_usage_asset(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
-        clock = Stopwatch()
+    def power_usage_asset(context: dg.AssetExecutionContext, database: DatabaseResource):
         windows = windows_to_write(context, step)
-        rows = nbytes = 0
+        tally = Tally()
         for i, (window, result) in enumerate(write_power_windows(database, spec, seed, windows), 1):
-            rows, nbytes = rows + result.rows, nbytes + result.bytes
+            written = tally.add(window, result.rows, result.bytes)
             if live is not None:  # keep the top-devices views and histogram tables current
                 live.written(database, USAGE_TABLE.name, [window])
-            context.log.info(
-                f"[{i}/{len(windows)}] {window}: {result.rows} rows, {rows / clock.seconds:,.0f} rows/s so far"
-            )
-        preview = power_usage(spec, seed, windows[-1]).slice(0, 5) if windows else None
-        return dg.MaterializeResult(
-            metadata=provenance(
+            context.log.info(f"[{i}/{len(windows)}] {window}: {result.rows} rows ({written.rows} in its partition)")
+        table = database.qualified_name("power_usage")
+
+        def metadata(written: Written) -> dict[str, object]:
+            first = written.window
+            sample = Window(first.start, min(first.end, first.start + timedelta(seconds=step)))
+            return provenance(
                 seed=seed,
                 spec_hash=digest,
-                window=run_window(context),
-                rows=rows,
-                nbytes=nbytes,
-                seconds=clock.seconds,
+                window=written.window,
+                rows=written.rows,
+                nbytes=written.nbytes,
+                seconds=written.seconds,
                 target=f"{database.redacted_url} table power_usage",
-                preview=preview,
-                windows=dg.MetadataValue.int(len(windows)),
+                preview=power_usage(spec, seed, sample).slice(0, 5),
+                windows=dg.MetadataValue.int(len(written.windows)),
+                **{"dagster/table_name": table},
             )
-        )
 
-    @dg.asset_check(
-        asset=usage_key,
-        partitions_def=partitions,
-        blocking=True,
-        description="Rows per checked day equal what the spec generates for it.",
-    )
-    def row_count(context: dg.AssetCheckExecutionContext, database: DatabaseResource):
-        bad, total = [], 0
-        for _, w in written_days(context, step):
-            expected, actual = expected_rows(spec, seed, w), usage_rows(database, w)
-            total += actual
-            if actual != expected:
-                bad.append(f"{w.partition_key()}: {actual} rows, spec says {expected}")
-        return dg.AssetCheckResult(passed=not bad, metadata={"rows": total, "mismatches": markdown_list(bad)})
+        yield from partition_results(context, tally, metadata)
+        yield from usage_checks(context, database, [w.window for w in tally.partitions.values()])
 
-    @dg.asset_check(
-        asset=usage_key, partitions_def=partitions, description="No two readings share (device_id, timestamp)."
-    )
-    def unique_keys(context: dg.AssetCheckExecutionContext, database: DatabaseResource):
-        dupes = duplicate_keys(database, run_window(context))
-        return dg.AssetCheckResult(passed=dupes == 0, metadata={"duplicate_keys": dupes})
+    def usage_checks(context: dg.AssetExecutionContext, database: DatabaseResource, written: list[Window]):
+        selected = {k.name for k in context.selected_asset_check_keys}
+        scope = markdown_list([str(w) for w in written])
+        if "row_count" in selected:
+            bad, total = [], 0
+            for w in written:
+                expected, actual = expected_rows(spec, seed, w), usage_rows(database, w)
+                total += actual
+                if actual != expected:
+                    bad.append(f"{w}: {actual} rows, spec says {expected}")
+            yield dg.AssetCheckResult(
+                check_name="row_count",
+                passed=not bad,
+                metadata={"rows": total, "checked": scope, "mismatches": markdown_list(bad)},
+            )
+        if "unique_keys" in selected:
+            dupes = sum(duplicate_keys(database, w) for w in written)
+            yield dg.AssetCheckResult(
+                check_name="unique_keys", passed=dupes == 0, metadata={"duplicate_keys": dupes, "checked": scope}
+            )
+        if "known_devices" in selected:
+            orphans = sum(orphan_rows(database, w) for w in written)
+            yield dg.AssetCheckResult(
+                check_name="known_devices", passed=orphans == 0, metadata={"orphan_rows": orphans, "checked": scope}
+            )
 
-    @dg.asset_check(
-        asset=usage_key,
-        partitions_def=partitions,
-        additional_deps=[device_metadata],
-        description="Every device_id in power_usage exists in device_metadata.",
-    )
-    def known_devices(context: dg.AssetCheckExecutionContext, database: DatabaseResource):
-        orphans = orphan_rows(database, run_window(context))
-        return dg.AssetCheckResult(passed=orphans == 0, metadata={"orphan_rows": orphans})
-
-    return dg.Definitions(
-        assets=[device_metadata, power_usage_asset],
-        asset_checks=[row_count, unique_keys, known_devices],
-    )
+    return dg.Definitions(assets=[device_metadata, power_usage_asset])

@@ -37,6 +37,7 @@ class LiveStream:
     key: dg.AssetKey
     cadence_seconds: int
     dimensions: tuple[dg.AssetKey, ...] = ()  # unpartitioned upstream assets, written once if never materialized
+    checks: tuple[dg.AssetCheckKey, ...] = ()  # evaluated inside the asset's step (check_specs), per batch
 
     @property
     def name(self) -> str:
@@ -71,7 +72,9 @@ def live_streams(graph: Any) -> list[LiveStream]:
         cadence = int(getattr(cadence, "value", cadence))
         if cadence <= 0 or not node.is_partitioned:
             raise ValueError(f"{node.key.to_user_string()}: a live stream needs a partitioned asset and a cadence > 0")
-        streams.append(LiveStream(node.key, cadence, dimensions(graph, [node.key])))
+        own = graph.assets_def_for_key(node.key).check_keys  # declared by the asset (check_specs): in its step
+        checks = tuple(sorted((k for k in own if k.asset_key == node.key), key=str))
+        streams.append(LiveStream(node.key, cadence, dimensions(graph, [node.key]), checks))
     return sorted(streams, key=lambda s: s.name)
 
 
@@ -116,11 +119,13 @@ def first_cursor(live: LiveSpec, cadence_s: int, now_s: int, first_day: date) ->
 
 def live_job(stream: LiveStream) -> AssetJob:
     # In-process executor: a live run is one small step, so a second process per step would only add latency.
-    # No checks: they compare whole days, and today is only partly written; the daily close runs them.
+    # Only the checks the asset evaluates in its own step, over the batch it wrote; separate checks compare whole
+    # days (today is only partly written) and the daily close runs them.
     # The stream's dimensions are in the job so that a fresh deployment writes them with its first window.
     return dg.define_asset_job(
         stream.job_name,
-        selection=dg.AssetSelection.assets(stream.key, *stream.dimensions).without_checks(),
+        selection=dg.AssetSelection.assets(stream.key, *stream.dimensions).without_checks()
+        | dg.AssetSelection.checks(*stream.checks),
         executor_def=dg.in_process_executor,
         tags={KIND_TAG: "live", LIVE_STREAM_TAG: stream.name},
         description=f"One live window of {stream.name}, requested by its sensor.",
@@ -169,7 +174,7 @@ def live_sensor(
                     run_key=stream.run_key(w),
                     partition_key=w.partition_key(),
                     asset_selection=[stream.key, *(missing if i == 0 else [])],
-                    asset_check_keys=[],  # none, explicitly: a subset run would otherwise add the assets' checks
+                    asset_check_keys=list(stream.checks),  # explicit: a subset run would add every check
                     tags={LIVE_WINDOW_START_TAG: w.start.isoformat(), LIVE_WINDOW_END_TAG: w.end.isoformat()},
                 )
                 for i, w in enumerate(runs)

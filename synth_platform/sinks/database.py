@@ -84,6 +84,18 @@ class DatabaseResource(dg.ConfigurableResource):
     def redacted_url(self) -> str:
         return redact(self.url)
 
+    def qualified_name(self, table: str) -> str:
+        """The table's name as the database knows it: database.schema.table on PostgreSQL (the connection's
+        default schema), database.table on MySQL/MariaDB, the bare name on SQLite."""
+        url = sa.make_url(self.url)
+        if self.dialect == "postgresql":
+            with self._connect() as conn:
+                schema = conn.execute(sa.text("SELECT current_schema()")).scalar()
+            return f"{url.database}.{schema}.{table}"
+        if self.dialect in ("mysql", "mariadb"):
+            return f"{url.database}.{table}"
+        return table
+
     @property
     def dialect(self) -> str:
         return sa.make_url(self.url).get_backend_name()

@@ -27,6 +27,14 @@ DEVICE_SCHEMA = pa.schema(
         pa.field("city", pa.string(), nullable=False),
     ]
 )
+DEVICE_COLUMNS = {
+    "device_id": "Device id, 1 to the fleet size",
+    "customer_id": "Customer owning the device (a customer has one or more consecutive devices)",
+    "latitude": "Latitude of the device's location",
+    "longitude": "Longitude of the device's location",
+    "building_type": "Building type, which selects the load profile",
+    "region": "Region of the device's location",
+}
 
 
 def device_ids(index: np.ndarray) -> np.ndarray:

@@ -126,6 +126,29 @@ def _voltage(spec: MetersSpec, seed: int, index: np.ndarray, slots: np.ndarray) 
     return v.nominal + offset[:, None] + jitter
 
 
+READING_COLUMNS = {
+    "timestamp": "End of the reading's interval (UTC)",
+    "meter_id": "Meter that reported (meter_fleet.meter_id)",
+    "power_kw": "The interval's energy as a rate",
+    "energy_kwh": "Energy of the interval; per meter-hour it sums to the power world's kWh of the device-hour",
+    "voltage": "Supply voltage",
+    "quality": "good, or zero for an injected zero reading",
+    "reading": "Energy of the interval, kWh (wattif record)",
+}
+
+
+def reading_schema(spec: MetersSpec) -> pa.Schema:
+    """The columns `to_table` gives for this spec's record and faults."""
+    ts = pa.field("timestamp", pa.timestamp("s", tz="UTC"), nullable=False)
+    if spec.output.record == "wattif":
+        return pa.schema([ts, pa.field("reading", pa.float64(), nullable=False)])
+    fields = [ts, pa.field("meter_id", pa.string(), nullable=False)]
+    fields += [pa.field(name, pa.float64(), nullable=False) for name in ("power_kw", "energy_kwh", "voltage")]
+    if spec.faults.zero_probability > 0:
+        fields.append(pa.field("quality", pa.string(), nullable=False))
+    return pa.schema(fields)
+
+
 def to_table(data: Readings, id_format: str, record: str = "meter") -> pa.Table:
     """The readings as rows ordered by (meter, timestamp): the meter or the wattif record schema."""
     k, s = data.energy_kwh.shape

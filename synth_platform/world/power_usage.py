@@ -18,6 +18,11 @@ POWER_USAGE_SCHEMA = pa.schema(
         pa.field("power_usage_kwh", pa.float64(), nullable=False),
     ]
 )
+POWER_USAGE_COLUMNS = {
+    "timestamp": "Start of the reading's interval (UTC)",
+    "device_id": "Device that reported (device_metadata.device_id)",
+    "power_usage_kwh": "Energy used in the interval, from the load profile of the device's building type",
+}
 
 
 def interval_starts(spec: PowerSpec, window: Window) -> np.ndarray:

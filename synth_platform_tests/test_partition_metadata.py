@@ -1,0 +1,93 @@
+"""Each partition's page shows that partition's figures: after a 3-day range run and a single-day run of power_usage
+and meter_readings, every partition's latest materialization in the instance has its own row count (the rows in
+the target for that day), its own window and a preview of that day, with Dagster's standard metadata keys."""
+
+import gzip
+import json
+import re
+
+import dagster as dg
+import pytest
+import sqlalchemy as sa
+
+from synth_platform.definitions import build_definitions
+from synth_platform.domains import load_platform
+from synth_platform.sinks.database import DatabaseResource
+from synth_platform.sinks.files import BucketResource, window_prefix
+from synth_platform.streams.meters import READINGS
+from synth_platform.world.windows import Window
+from synth_platform_tests.config_files import edit_yaml
+
+RANGE, SINGLE = ["2026-03-01", "2026-03-02", "2026-03-03"], "2026-03-05"
+USAGE, METERS = dg.AssetKey("power_usage"), dg.AssetKey(READINGS)
+
+
+@pytest.fixture
+def defs(config_dir) -> dg.Definitions:
+    edit_yaml(config_dir / "world.yaml", domains=["power", "meters"], start_date="2026-01-01")
+    edit_yaml(config_dir / "power.yaml", **{"devices.count": 12})
+    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": 12})
+    return build_definitions(load_platform(config_dir))
+
+
+def run(defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str) -> None:
+    job = defs.resolve_implicit_global_asset_job_def().get_subset(
+        asset_selection={USAGE, METERS, dg.AssetKey("device_metadata"), dg.AssetKey("meter_fleet")},
+        asset_check_selection=set(),
+    )
+    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
+    assert job.execute_in_process(instance=instance, tags=tags).success
+
+
+def latest(instance: dg.DagsterInstance, key: dg.AssetKey, day: str) -> dict:
+    (record,) = instance.fetch_materializations(dg.AssetRecordsFilter(key, asset_partitions=[day]), limit=1).records
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
+def test_each_partition_shows_its_own_rows_window_and_preview(defs, instance, _data_dir):
+    run(defs, instance, RANGE[0], RANGE[-1])
+    run(defs, instance, SINGLE, SINGLE)
+    db = DatabaseResource(url=f"sqlite:///{_data_dir / 'synth.db'}")
+    bucket = BucketResource(url=str(_data_dir / "bucket"))
+    counts = set()
+    for day in [*RANGE, SINGLE]:
+        window = Window.for_day(day)
+        power = latest(instance, USAGE, day)
+        rows = db.scalar(
+            "SELECT COUNT(*) FROM power_usage WHERE timestamp >= :start AND timestamp < :end",
+            {"start": window.start, "end": window.end},
+        )
+        assert power["dagster/row_count"] == power["rows"] == rows > 0
+        assert power["window"] == str(window) and power["dagster/table_name"] == "power_usage"
+        assert _days_in(power["preview"]) == {day}
+        assert isinstance(power["seed"], str)  # only measurements are numbers
+
+        meters = latest(instance, METERS, day)
+        manifest = bucket.manifest(window_prefix(READINGS, window))
+        assert meters["dagster/row_count"] == meters["rows"] == manifest["rows"] > 0
+        assert meters["window"] == str(window) and meters["dagster/uri"].rstrip("/").endswith(f"{READINGS}/dt={day}")
+        assert _days_in(meters["preview"]) == {day}
+        counts.add((rows, manifest["rows"]))
+    assert len(counts) > 1  # days differ: no partition shows another's (or the range's) figures
+
+    graph = defs.resolve_asset_graph()
+    power_columns = graph.get(USAGE).metadata["dagster/column_schema"].columns
+    assert [c.name for c in power_columns] == [c["name"] for c in sa.inspect(db.engine).get_columns("power_usage")]
+    assert all(c.description for c in power_columns)
+    meter_columns = graph.get(METERS).metadata["dagster/column_schema"].columns
+    first_record = _first_record(bucket, Window.for_day(SINGLE))
+    assert [c.name for c in meter_columns] == list(first_record)
+
+
+def _days_in(markdown: str) -> set[str]:
+    """The UTC days of the timestamps in a preview table."""
+    return set(re.findall(r"\b(\d{4}-\d{2}-\d{2})[ T]\d{2}:", markdown))
+
+
+def _first_record(bucket: BucketResource, day: Window) -> dict:
+    manifest = bucket.manifest(window_prefix(READINGS, day))
+    name = window_prefix(READINGS, day) + manifest["files"][0]["name"]
+    data = bucket.read_bytes(name)
+    if name.endswith(".gz"):
+        data = gzip.decompress(data)
+    return json.loads(data.splitlines()[0])
