@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 
 import dagster as dg
@@ -12,6 +13,7 @@ from synth_platform.domains import REGISTRY, load_platform
 from synth_platform.execution import executor_from_env
 from synth_platform.resources import build_resources, database_url
 from synth_platform.sinks.database import database_kind
+from synth_platform.sinks.files import BUCKET_KIND, bucket_kind
 from synth_platform.specs import PlatformSpec
 
 MAIN_JOB = "main_job"
@@ -36,12 +38,27 @@ PARALLEL_EXECUTOR = dg.multiprocess_executor.configured(
 )
 
 
+def for_people(defs: dg.Definitions, owners: list[str]) -> dg.Definitions:
+    """A domain's assets with what the UI shows beside them: a link to the source of each asset, the owners
+    configured in world.yaml, and the kind of the bucket actually configured (file for a local folder)."""
+    bucket = bucket_kind(os.environ.get("SYNTH_BUCKET_URL", ""))
+
+    def person_facing(spec: dg.AssetSpec) -> dg.AssetSpec:
+        kinds = {bucket if k == BUCKET_KIND else k for k in spec.kinds}
+        return spec.replace_attributes(owners=owners, kinds=kinds)
+
+    assets = dg.with_source_code_references(list(defs.assets or []))
+    return dg.Definitions(assets=assets, asset_checks=defs.asset_checks, jobs=defs.jobs).map_asset_specs(
+        func=person_facing
+    )
+
+
 def build_definitions(platform: PlatformSpec | None = None) -> dg.Definitions:
     platform = platform or load_platform()
     resources = build_resources(platform.world.targets, platform.config_dir / "world.yaml")  # settings fail first
     kind = database_kind(database_url())
     domains = [REGISTRY[name] for name in platform.world.domains]
-    built = [domain.build(platform, kind) for domain in domains]
+    built = [for_people(domain.build(platform, kind), platform.world.owners) for domain in domains]
     assembled = dg.Definitions.merge(*built, dg.Definitions(resources=resources))
     rules = [rule for domain in domains for rule in domain.retention(platform.get(domain.name))]
     automated = automation.build(platform, assembled, rules=rules)

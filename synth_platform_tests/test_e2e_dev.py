@@ -2,7 +2,9 @@
 each minute's rows to SQLite (power_usage) and the local bucket (meter_readings), a two-day partition backfill
 launched over GraphQL as the UI does completes with exactly the world's rows, and everything shuts down cleanly."""
 
+import contextlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -14,6 +16,8 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
+from playwright.sync_api import sync_playwright
 
 from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_TAG
 from synth_platform.domains import load_platform
@@ -57,14 +61,13 @@ query LiveRuns($stream: String!) {
 
 
 class Dev:
-    """`dagster dev` in its own process group, talking GraphQL to its webserver."""
+    """`dg dev` (what `make dev` runs) in its own process group, talking GraphQL to its webserver."""
 
     def __init__(self, env: dict[str, str], log: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.log = log
-        cmd = [str(Path(sys.executable).parent / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1",
-               "-p", str(self.port)]  # fmt: skip
+        cmd = [str(Path(sys.executable).parent / "dg"), "dev", "-h", "127.0.0.1", "-p", str(self.port)]
         self.proc = subprocess.Popen(
             cmd, cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -157,7 +160,7 @@ def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _da
     home.mkdir()
     shutil.copy(LOCAL_INSTANCE_YAML, home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "SYNTH_CONFIG_DIR": str(config_dir),
-           "SYNTH_DATA_DIR": str(_data_dir)}  # fmt: skip
+           "SYNTH_DATA_DIR": str(_data_dir), "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}  # fmt: skip
     for name in ("SYNTH_DATABASE_URL", "SYNTH_BUCKET_URL"):
         env.pop(name, None)
     started = datetime.now(UTC)
@@ -171,9 +174,10 @@ def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _da
             asserts that no window was requested twice."""
             found = {}
             for stream in STREAMS:
-                windows = [window_of(r) for r in dev.graphql(LIVE_RUNS, stream=stream)["runsOrError"]["results"]]
-                assert len(windows) == len(set(windows)), f"{stream}: a window was requested twice: {sorted(windows)}"
-                found[stream] = sorted(w for w in windows if targets.delivered(stream, w))
+                batches = [window_of(r) for r in dev.graphql(LIVE_RUNS, stream=stream)["runsOrError"]["results"]]
+                windows = sorted(w for b in batches for w in b.split(60))  # a run writes a batch of minutes
+                assert len(windows) == len(set(windows)), f"{stream}: a window was requested twice: {windows}"
+                found[stream] = sorted(w for b in batches if targets.delivered(stream, b) for w in b.split(60))
             return found if all(len(ws) >= at_least for ws in found.values()) else None
 
         # the sensors start RUNNING by default: their first tick requests the last two closed minutes
@@ -203,6 +207,8 @@ def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _da
             for stream in STREAMS:
                 assert targets.delivered(stream, Window.for_day(day)), f"{stream} {day}"
 
+        browse(dev, days[0], targets, tmp_path)
+
         # the streams keep appending: a third window, requested by a later tick, arrives by itself
         later = wait_for("a window from a later tick", lambda: delivered(3), 150, dev)
         for stream, windows in later.items():
@@ -211,3 +217,37 @@ def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _da
     finally:
         code = dev.stop()
     assert code in (0, -signal.SIGINT), dev.tail()
+    raised = [line for line in dev.log.read_text(errors="replace").splitlines() if re.search(r"\w+Warning\b", line)]
+    assert not raised, "dg dev logged warnings:\n" + "\n".join(raised)
+
+
+def browse(dev: Dev, day: str, targets: Targets, tmp_path: Path) -> None:
+    """Headless Chromium (Debian's package, driven by Playwright) on power_usage's asset page: a backfilled day
+    shows its own row count, the overview lists the columns, the Checks tab shows evaluated checks."""
+    chromium = shutil.which("chromium")
+    assert chromium, "the browser test needs Debian's chromium (.ci/run installs it)"
+    rows = power_rows(targets.power, targets.seed, Window.for_day(day))
+    base = dev.url.removesuffix("/graphql")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+
+            def show(path: str, text: str, shot: str) -> str:
+                page.goto(base + path)
+                skip = page.get_by_role("button", name="Skip")  # the community sign-up dialog of a fresh instance
+                with contextlib.suppress(PlaywrightTimeout):
+                    skip.click(timeout=3000)
+                page.get_by_text(text).first.wait_for(timeout=60_000)
+                page.screenshot(path=tmp_path / shot, full_page=True)
+                return page.inner_text("body")
+
+            partition = show(f"/assets/power_usage?view=partitions&partition={day}", "dagster/row_count", "rows.png")
+            assert f"{rows:,}" in partition or str(rows) in partition, partition
+            overview = show("/assets/power_usage", "power_usage_kwh", "overview.png")
+            assert all(name in overview for name in ("timestamp", "device_id", "power_usage_kwh"))
+            checks = show("/assets/power_usage?view=checks", "known_devices", "checks.png")
+            for name in ("row_count", "unique_keys", "known_devices"):  # evaluated in the step of each write
+                assert re.search(rf"{name}\s+(?:{name}\s+)?Succeeded", checks), checks
+        finally:
+            browser.close()

@@ -51,6 +51,14 @@ def slice_window(day_prefix: str, slice_name: str) -> Window | None:
     return Window(from_epoch(day.start_s + seconds(lo)), from_epoch(day.start_s + seconds(hi)))
 
 
+BUCKET_KIND = "bucket"  # the kind assets declare for the bucket; `bucket_kind` names the configured store
+
+
+def bucket_kind(url: str) -> str:
+    """The UI kind of a bucket URL: gcs for gs://, s3 for s3://, file for a local folder."""
+    return {"gs": "gcs", "s3": "s3"}.get(url.split("://", 1)[0] if "://" in url else "", "file")
+
+
 class BucketResource(dg.ConfigurableResource):
     """Files in a local folder, under gs://bucket/prefix (dagster-gcp's GCSResource) or s3://bucket/prefix (boto3;
     AWS_ENDPOINT_URL for S3-compatible stores): SYNTH_BUCKET_URL."""

@@ -80,8 +80,19 @@ class WorldSpec(Spec):
     start_date: date = pydantic.Field(description="First daily partition (UTC)")
     demo_days: int = pydantic.Field(7, ge=1, le=366, description="Days `make run` backfills, ending today")
     domains: list[str] = pydantic.Field(min_length=1, description="Domains switched on, by registered name")
+    owners: list[str] = pydantic.Field(
+        [], description="Owners of every asset, as Dagster shows them: e-mail addresses or team:<name>"
+    )
     live: LiveSpec = LiveSpec()
     targets: TargetsSpec = TargetsSpec()
+
+    @pydantic.field_validator("owners")
+    @classmethod
+    def _owners(cls, owners: list[str]) -> list[str]:
+        for owner in owners:
+            if not (owner.startswith("team:") and len(owner) > 5) and "@" not in owner:
+                raise ValueError(f"{owner!r} is neither an e-mail address nor team:<name>")
+        return owners
 
     @pydantic.field_validator("domains")
     @classmethod

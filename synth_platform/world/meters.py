@@ -127,7 +127,7 @@ def _voltage(spec: MetersSpec, seed: int, index: np.ndarray, slots: np.ndarray) 
 
 
 READING_COLUMNS = {
-    "timestamp": "End of the reading's interval (UTC)",
+    "timestamp": "Time of the reading (UTC), one per interval",
     "meter_id": "Meter that reported (meter_fleet.meter_id)",
     "power_kw": "The interval's energy as a rate",
     "energy_kwh": "Energy of the interval; per meter-hour it sums to the power world's kWh of the device-hour",
