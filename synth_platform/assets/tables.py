@@ -10,6 +10,7 @@ import pyarrow as pa
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     Stopwatch,
+    column_schema,
     daily_partitions,
     provenance,
     run_window,
@@ -62,7 +63,14 @@ def _table_asset(
 ) -> dg.AssetsDefinition:
     spec, name = table.spec, table.name
     append = spec.is_append
-    metadata: dict[str, Any] = {"update_policy": spec.update_policy, "target": spec.target}
+    descriptions = {c.column_name: c.description for c in spec.columns if c.description}
+    if spec.cadence is not None:
+        descriptions.setdefault(spec.cadence.time_column, "Event time of the row (UTC)")
+    metadata: dict[str, Any] = {
+        "update_policy": spec.update_policy,
+        "target": spec.target,
+        "dagster/column_schema": column_schema(world.schema(name), descriptions),
+    }
     if append and spec.cadence and spec.cadence.enabled:
         metadata[LIVE_CADENCE_METADATA] = LIVE_STEP_SECONDS
 
