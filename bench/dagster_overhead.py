@@ -28,17 +28,17 @@ def dg_launch(env: dict[str, str], *args: str) -> None:
 def wall_and_work(instance: dg.DagsterInstance) -> tuple[float, float]:
     """(run wall, step work) in seconds of the newest run, from its events."""
     (run,) = instance.get_runs(limit=1)
-    at: dict[str, float] = {}
+    at: dict[dg.DagsterEventType, float] = {}
     work = 0.0
     for entry in instance.all_logs(run.run_id):
         kind = entry.dagster_event_type
         if kind in (dg.DagsterEventType.RUN_START, dg.DagsterEventType.RUN_SUCCESS):
-            at[kind.value] = entry.timestamp
+            at[kind] = entry.timestamp
         elif kind == dg.DagsterEventType.STEP_START:
             work -= entry.timestamp
         elif kind == dg.DagsterEventType.STEP_SUCCESS:
             work += entry.timestamp
-    return at["RUN_SUCCESS"] - at["RUN_START"], work
+    return at[dg.DagsterEventType.RUN_SUCCESS] - at[dg.DagsterEventType.RUN_START], work
 
 
 def main() -> bool:

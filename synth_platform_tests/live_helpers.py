@@ -41,8 +41,11 @@ def power_platform(config_dir: Path, interval_minutes: int = 10, devices: int = 
 
 def live_definitions(platform: PlatformSpec, url: str, clock: Clock) -> dg.Definitions:
     """What definitions.py assembles for the power domain, with the automation reading `clock`, plus a
-    `history` job (every asset, no checks) for partition runs."""
-    history = dg.define_asset_job(HISTORY_JOB, selection=dg.AssetSelection.all().without_checks())
+    `history` job (every asset, with the checks it evaluates in its step) for partition runs."""
+    # every asset with only the checks it evaluates in its own step (those cannot be left out)
+    history = dg.define_asset_job(
+        HISTORY_JOB, selection=dg.AssetSelection.all().without_checks().required_multi_asset_neighbors()
+    )
     power = REGISTRY["power"]
     domains = dg.Definitions.merge(
         power.build(platform, database_kind(url)),

@@ -233,21 +233,33 @@ def browse(dev: Dev, day: str, targets: Targets, tmp_path: Path) -> None:
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
 
-            def show(path: str, text: str, shot: str) -> str:
+            def show(path: str, text: str, shot: str, until=lambda body: True) -> str:
+                """The page's text once `text` is rendered and `until` holds (reloading for up to a minute)."""
                 page.goto(base + path)
-                skip = page.get_by_role("button", name="Skip")  # the community sign-up dialog of a fresh instance
-                with contextlib.suppress(PlaywrightTimeout):
-                    skip.click(timeout=3000)
-                page.get_by_text(text).first.wait_for(timeout=60_000)
+                deadline = time.monotonic() + 60
+                while True:
+                    page.get_by_text(text).first.wait_for(timeout=60_000)
+                    body = page.inner_text("body")
+                    if until(body) or time.monotonic() > deadline:
+                        break
+                    page.wait_for_timeout(3000)
+                    page.reload()
+                with contextlib.suppress(PlaywrightTimeout):  # the community sign-up dialog of a fresh instance
+                    page.get_by_role("button", name="Skip").click(timeout=5_000)
                 page.screenshot(path=tmp_path / shot, full_page=True)
-                return page.inner_text("body")
+                return body
 
             partition = show(f"/assets/power_usage?view=partitions&partition={day}", "dagster/row_count", "rows.png")
             assert f"{rows:,}" in partition or str(rows) in partition, partition
             overview = show("/assets/power_usage", "power_usage_kwh", "overview.png")
             assert all(name in overview for name in ("timestamp", "device_id", "power_usage_kwh"))
-            checks = show("/assets/power_usage?view=checks", "known_devices", "checks.png")
-            for name in ("row_count", "unique_keys", "known_devices"):  # evaluated in the step of each write
-                assert re.search(rf"{name}\s+(?:{name}\s+)?Succeeded", checks), checks
+            assert "Row count" in overview and "Columns" in overview
+
+            # evaluated in the step of each write; a live run in flight shows them in progress for a moment
+            def evaluated(body: str) -> bool:
+                return all(re.search(rf"{n}\s+(?:{n}\s+)?Succeeded", body) for n in ("row_count", "unique_keys"))
+
+            checks = show("/assets/power_usage?view=checks", "known_devices", "checks.png", until=evaluated)
+            assert evaluated(checks) and re.search(r"known_devices\s+(?:known_devices\s+)?Succeeded", checks), checks
         finally:
             browser.close()

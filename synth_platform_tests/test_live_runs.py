@@ -15,10 +15,15 @@ DAY = "2026-03-02"
 USAGE = dg.AssetKey("power_usage")
 
 
-def run_live(defs: dg.Definitions, instance, w: Window, partition: str | None = None) -> dg.ExecuteInProcessResult:
+def run_live(
+    defs: dg.Definitions, instance, w: Window, partition: str | None = None, with_devices: bool = False
+) -> dg.ExecuteInProcessResult:
     tags = {LIVE_WINDOW_START_TAG: w.start.isoformat(), LIVE_WINDOW_END_TAG: w.end.isoformat()}
-    # the subset a live RunRequest launches: the stream, no checks
-    job = defs.resolve_job_def("live_power_usage").get_subset(asset_selection={USAGE}, asset_check_selection=set())
+    # what a live RunRequest launches: the stream with the checks it evaluates in its step (and its device table
+    # in the first run of a fresh deployment)
+    keys = {USAGE, dg.AssetKey("device_metadata")} if with_devices else {USAGE}
+    checks = {dg.AssetCheckKey(USAGE, name) for name in ("row_count", "unique_keys", "known_devices")}
+    job = defs.resolve_job_def("live_power_usage").get_subset(asset_selection=keys, asset_check_selection=checks)
     return job.execute_in_process(instance=instance, partition_key=partition or w.partition_key(), tags=tags)
 
 
@@ -27,12 +32,15 @@ def platform(config_dir):
     return power_platform(config_dir)
 
 
-def test_live_run_replaces_exactly_its_window_and_runs_no_checks(platform, sqlite_url, instance):
+def test_live_run_replaces_exactly_its_window_and_checks_it(platform, sqlite_url, instance):
     defs = live_definitions(platform, sqlite_url, Clock(at("2026-03-03T00:00")))
     db = DatabaseResource(url=sqlite_url)
     first, second = Window(at(f"{DAY}T10:00"), at(f"{DAY}T10:10")), Window(at(f"{DAY}T10:10"), at(f"{DAY}T10:20"))
-    result = run_live(defs, instance, first)
-    assert result.success and result.get_asset_check_evaluations() == []
+    result = run_live(defs, instance, first, with_devices=True)
+    assert result.success
+    assert {e.check_name: e.passed for e in result.get_asset_check_evaluations()} == {
+        "row_count": True, "unique_keys": True, "known_devices": True,
+    }  # fmt: skip
     assert run_live(defs, instance, second).success
     assert run_live(defs, instance, first).success  # a retried window replaces itself
     assert rows(db, Window(first.start, second.end)) == world_rows(platform, Window(first.start, second.end))

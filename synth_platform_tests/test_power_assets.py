@@ -16,7 +16,7 @@ from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.runs import checks_passed, run_days
 
 DAYS = ["2026-03-01", "2026-03-02", "2026-03-03"]
-CHECKS_JOB = "power_checks"
+CHECKS_JOB = "power_usage_with_checks"
 
 
 def make_defs(config_dir, url, monkeypatch) -> dg.Definitions:
@@ -24,9 +24,10 @@ def make_defs(config_dir, url, monkeypatch) -> dg.Definitions:
     edit_yaml(config_dir / "power.yaml", **{"devices.count": 30, "usage.interval_minutes": 20})
     monkeypatch.setenv("SYNTH_DATABASE_URL", url)
     defs = build_definitions(load_platform(config_dir))
-    checks = dg.define_asset_job(
+    checks = dg.define_asset_job(  # power_usage with the checks it evaluates in its step (not freshness)
         CHECKS_JOB,
-        selection=dg.AssetSelection.checks(
+        selection=dg.AssetSelection.assets("power_usage").without_checks()
+        | dg.AssetSelection.checks(
             *(
                 dg.AssetCheckKey(dg.AssetKey("power_usage"), name)
                 for name in ("row_count", "unique_keys", "known_devices")
@@ -102,33 +103,34 @@ def test_table_keys_and_types(power_defs, database_url, instance):
 
 
 def test_checks_pass_on_good_data_and_fail_on_broken(power_defs, database_url, instance):
-    assert run_days(power_defs, instance, DAYS[0]).success
-    assert checks_passed(run_days(power_defs, instance, DAYS[0], job=CHECKS_JOB)) == {
+    # the checks run in power_usage's step, over what it just wrote
+    assert checks_passed(run_days(power_defs, instance, DAYS[0])) == {
         "row_count": True, "unique_keys": True, "known_devices": True,
     }  # fmt: skip
     db = DatabaseResource(url=database_url)
-    with db.begin() as conn:
-        conn.execute(sa.text("DELETE FROM power_usage WHERE device_id = (SELECT MIN(device_id) FROM device_metadata)"))
-        conn.execute(
-            sa.text("INSERT INTO power_usage (timestamp, device_id, power_usage_kwh) VALUES (:ts, 999999, 1.0)"),
-            {"ts": db._bind(datetime(2026, 3, 1, 5, tzinfo=UTC))},
-        )
+    first = db.scalar("SELECT MIN(device_id) FROM device_metadata")
+    with db.begin() as conn:  # a device someone deleted: its readings are orphans when the day is rewritten
+        conn.execute(sa.text("DELETE FROM device_metadata WHERE device_id = :d"), {"d": first})
     results = checks_passed(run_days(power_defs, instance, DAYS[0], job=CHECKS_JOB, raise_on_error=False))
-    assert results["row_count"] is False
-    assert results["known_devices"] is False
-    assert results["unique_keys"] is True
+    assert results == {"row_count": True, "unique_keys": True, "known_devices": False}
 
 
-def test_duplicate_check_fails_on_a_table_without_its_key(config_dir, sqlite_url, monkeypatch, instance):
+def test_row_and_duplicate_checks_fail_when_the_table_does_not_keep_what_was_written(
+    config_dir, sqlite_url, monkeypatch, instance
+):
     power_defs = make_defs(config_dir, sqlite_url, monkeypatch)
     db = DatabaseResource(url=sqlite_url)
-    with db.begin() as conn:  # a table someone created by hand, without the primary key
+    with db.begin() as conn:  # a table someone created by hand, without the key, and a trigger doubling a device
         conn.execute(sa.text("CREATE TABLE power_usage (timestamp DATETIME, device_id BIGINT, power_usage_kwh FLOAT)"))
-    assert run_days(power_defs, instance, DAYS[0]).success
-    with db.begin() as conn:
-        conn.execute(sa.text("INSERT INTO power_usage SELECT * FROM power_usage LIMIT 3"))
-    results = checks_passed(run_days(power_defs, instance, DAYS[0], job=CHECKS_JOB, raise_on_error=False))
-    assert results["unique_keys"] is False
+        conn.execute(
+            sa.text(
+                "CREATE TRIGGER doubled AFTER INSERT ON power_usage WHEN NEW.device_id = 1 BEGIN "
+                "INSERT INTO power_usage VALUES (NEW.timestamp, NEW.device_id, NEW.power_usage_kwh); END"
+            )
+        )
+    result = run_days(power_defs, instance, DAYS[0], raise_on_error=False)
+    assert not result.success  # row_count is blocking
+    assert checks_passed(result) == {"row_count": False, "unique_keys": False, "known_devices": True}
 
 
 def test_materialization_metadata_has_provenance_and_no_password(config_dir, postgres_url, monkeypatch, instance):
