@@ -175,16 +175,19 @@ def partition_results(
     tally: Tally,
     metadata: Callable[[Written], dict[str, object]],
     asset_key: dg.AssetKey | None = None,
+    when_empty: dict[str, object] | None = None,
 ) -> list[dg.MaterializeResult | dg.AssetMaterialization]:
     """What a step reports, honest per partition. A one-partition run's result carries that partition's figures.
     Dagster records a range run's result once per partition with the same metadata, so that result only holds
     range totals, labelled as such, and an AssetMaterialization per written partition follows with the partition's
-    own figures: it is the partition's latest materialization, the one its page shows."""
+    own figures: it is the partition's latest materialization, the one its page shows. A partition the run wrote
+    nothing into says so (plus `when_empty`)."""
     key = asset_key or context.asset_key
+    empty = {**nothing_written(), **(when_empty or {})}
     keys = context.partition_keys
     if len(keys) == 1:
         written = tally.partitions.get(keys[0])
-        return [dg.MaterializeResult(asset_key=key, metadata=metadata(written) if written else nothing_written())]
+        return [dg.MaterializeResult(asset_key=key, metadata=metadata(written) if written else empty)]
     total = {
         "range": dg.MetadataValue.text(f"{keys[0]} .. {keys[-1]} ({len(keys)} partitions, one run)"),
         "range_rows": dg.MetadataValue.int(sum(w.rows for w in tally.partitions.values())),
@@ -194,7 +197,7 @@ def partition_results(
     events: list[dg.MaterializeResult | dg.AssetMaterialization] = [dg.MaterializeResult(asset_key=key, metadata=total)]
     for partition in keys:
         written = tally.partitions.get(partition)
-        meta = metadata(written) if written else nothing_written()
+        meta = metadata(written) if written else empty
         events.append(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=meta))
     return events
 
