@@ -10,16 +10,19 @@ from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     LIVE_WINDOW_START_TAG,
     Stopwatch,
+    Tally,
+    Written,
+    column_schema,
     daily_partitions,
     markdown_list,
+    partition_results,
     provenance,
-    run_window,
     windows_to_write,
     written_days,
 )
 from synth_platform.execution import heavy_step_tags
 from synth_platform.sinks.database import DatabaseResource
-from synth_platform.sinks.files import BucketResource
+from synth_platform.sinks.files import BUCKET_KIND, BucketResource
 from synth_platform.sinks.prefix_writer import PrefixResult
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
@@ -39,11 +42,12 @@ from synth_platform.streams.meters import (
 )
 from synth_platform.world.late_slices import arrives_with, delay_slices, delivered_with
 from synth_platform.world.meter_ids import id_numbers
-from synth_platform.world.meters import fleet, readings, to_table
+from synth_platform.world.meters import READING_COLUMNS, fleet, reading_schema, readings, to_table
 from synth_platform.world.windows import Window
 
 GROUP = "meters"
-KINDS = {"gcs", "file"}
+# "bucket" stands for the store SYNTH_BUCKET_URL names; the definitions show it as gcs, s3 or file.
+KINDS = {BUCKET_KIND}
 
 
 def build(platform: PlatformSpec) -> dg.Definitions:
@@ -97,7 +101,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             )
             def write_shard(context: dg.OpExecutionContext, bucket: BucketResource) -> None:
                 ids = fleet_ids()
-                for window in run_windows(context)[0]:
+                for window, _ in run_windows(context)[0]:
                     files = write_readings_shard(bucket, spec, seed, ids, window, digest, shard)
                     written = "held by a written day or window; skipped" if files is None else f"{len(files)} files"
                     context.log.info(f"{window}, meters {meters.start:,}..{meters.stop - 1:,}: {written}")
@@ -111,10 +115,16 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             description="After every shard: each window's manifest, listing the shards' files in order.",
         )
         def write_manifests(context: dg.OpExecutionContext, bucket: BucketResource) -> None:
-            metadata = write_windows(
+            tally, metadata, late_meta = write_windows(
                 context, bucket, lambda w, late: commit_readings_shards(bucket, spec, seed, w, digest, late)
             )
-            context.add_output_metadata(metadata)
+            # one partition per run (the asset's backfill policy): its own figures; a range gets its totals
+            written = list(tally.partitions.values())
+            if len(written) == 1:
+                context.add_output_metadata(metadata(written[0]))
+            else:
+                rows = sum(w.rows for w in written)
+                context.add_output_metadata({**late_meta, "range_rows": rows, "partitions_written": len(written)})
 
         @dg.graph_asset(name=READINGS, ins={"fleet": dg.AssetIn(FLEET, dagster_type=dg.Nothing)}, **attributes)
         def meter_readings(fleet):
@@ -123,77 +133,90 @@ def build(platform: PlatformSpec) -> dg.Definitions:
 
         return meter_readings
 
-    def live_delivery(context: dg.AssetExecutionContext, live: Window) -> tuple[list[Window], dict]:
-        """The slices a live run writes (late ones due now, then its own window unless that is late), logged."""
-        delivered = delivered_with(spec, seed, live)
-        held = "none"
-        if live not in delivered:
-            held, due = str(live), arrives_with(spec, seed, live)
-            context.log.info(
-                f"slice {live} held back: late by {delay_slices(spec, seed, live)} slices, arrives with "
-                + (f"slice {due}" if due is not None else "the daily close (due after the day's last slice)")
-            )
-        late = [str(w) for w in delivered if w != live]
-        for w in late:
-            context.log.info(f"delivering late slice {w} (due with this window)")
-        return delivered, {"late_held": dg.MetadataValue.text(held), "late_delivered": markdown_list(late)}
+    def live_delivery(context: dg.AssetExecutionContext, batch: list[Window]) -> tuple[list[tuple], dict]:
+        """(slice, live window it arrives with) for each window of a live batch: the late slices due with it, then
+        the window itself unless it is late; logged, and named in the metadata."""
+        plan, held, late = [], [], []
+        for live in batch:
+            delivered = delivered_with(spec, seed, live)
+            if live not in delivered:
+                held.append(str(live))
+                due = arrives_with(spec, seed, live)
+                context.log.info(
+                    f"slice {live} held back: late by {delay_slices(spec, seed, live)} slices, arrives with "
+                    + (f"slice {due}" if due is not None else "the daily close (due after the day's last slice)")
+                )
+            for w in delivered:
+                if w != live:
+                    late.append(str(w))
+                    context.log.info(f"delivering late slice {w} (due with window {live})")
+                plan.append((w, live if w != live else None))
+        meta = {"late_held": dg.MetadataValue.text("\n".join(held) or "none"), "late_delivered": markdown_list(late)}
+        return plan, meta
 
-    def run_windows(context: dg.OpExecutionContext) -> tuple[list[Window], Window | None, dict]:
-        """The windows a run writes, the live window if it is a live run, and its late-delivery metadata."""
+    def run_windows(context: dg.OpExecutionContext) -> tuple[list[tuple[Window, Window | None]], dict]:
+        """(window, live window it arrives with) for each window a run writes, and its late-delivery metadata."""
         windows = windows_to_write(context, slice_s)
         if LIVE_WINDOW_START_TAG not in context.run.tags:  # lateness is a live-delivery fault; partitions are on time
-            return windows, None, {}
-        delivered, late_meta = live_delivery(context, windows[0])
-        return delivered, windows[0], late_meta
+            return [(w, None) for w in windows], {}
+        return live_delivery(context, windows)
 
     def write_windows(
         context: dg.OpExecutionContext,
         bucket: BucketResource,
         write: Callable[[Window, Window | None], PrefixResult | None],
-    ) -> dict:
-        """Write (or, sharded, commit) each window of the run with `write(window, arrived_with)`; the
-        materialization's metadata."""
-        clock = Stopwatch()
-        windows, live, late_meta = run_windows(context)
-        rows = nbytes = files = 0
-        prefixes = []
-        for i, window in enumerate(windows, 1):
-            result = write(window, live if live is not None and window != live else None)
+    ) -> tuple[Tally, Callable[[Written], dict], dict]:
+        """Write (or, sharded, commit) each window of the run with `write(window, arrived_with)`; returns what was
+        written per partition, the metadata of a partition, and the run's late-delivery metadata."""
+        plan, late_meta = run_windows(context)
+        tally = Tally()
+        files: dict[str, int] = {}
+        prefixes: dict[str, list[str]] = {}
+        for i, (window, arrived_with) in enumerate(plan, 1):
+            result = write(window, arrived_with)
             if result is None:
-                context.log.info(f"[{i}/{len(windows)}] {window}: held by a written day or window; skipped")
+                context.log.info(f"[{i}/{len(plan)}] {window}: held by a written day or window; skipped")
                 continue
-            rows, nbytes, files = rows + result.rows, nbytes + result.bytes, files + len(result.files)
-            prefixes.append(bucket.uri(result.prefix))
+            written = tally.add(window, result.rows, result.bytes)
+            day = window.partition_key()
+            files[day] = files.get(day, 0) + len(result.files)
+            prefixes.setdefault(day, []).append(bucket.uri(result.prefix))
             context.log.info(
-                f"[{i}/{len(windows)}] {window}: {result.rows:,} readings in {len(result.files)} files "
-                f"({result.bytes / 1e6:,.1f} MB), {rows / clock.seconds:,.0f} rows/s so far"
+                f"[{i}/{len(plan)}] {window}: {result.rows:,} readings in {len(result.files)} files "
+                f"({result.bytes / 1e6:,.1f} MB), {written.rows / max(written.seconds, 1e-9):,.0f} rows/s"
             )
-        preview = None
-        if windows:
+
+        def metadata(written: Written) -> dict:
+            day = written.windows[0].partition_key()
             # the first meter's id without the whole fleet's: the first ids of a fleet do not depend on its size
-            first = readings(spec, seed, np.arange(1), id_numbers(seed, 1, spec.fleet.id_format), windows[0])
-            preview = to_table(first, spec.fleet.id_format, spec.output.record).slice(0, 5)
-        return provenance(
-            seed=seed,
-            spec_hash=digest,
-            window=run_window(context),
-            rows=rows,
-            nbytes=nbytes,
-            seconds=clock.seconds,
-            target=bucket.uri(READINGS + "/"),
-            preview=preview,
-            files=dg.MetadataValue.int(files),
-            windows=dg.MetadataValue.int(len(windows)),
-            prefixes=markdown_list(prefixes),
-            **late_meta,
-        )
+            first = readings(spec, seed, np.arange(1), id_numbers(seed, 1, spec.fleet.id_format), written.windows[0])
+            return provenance(
+                seed=seed,
+                spec_hash=digest,
+                window=written.window,
+                rows=written.rows,
+                nbytes=written.nbytes,
+                seconds=written.seconds,
+                target=bucket.uri(READINGS + "/"),
+                preview=to_table(first, spec.fleet.id_format, spec.output.record).slice(0, 5),
+                files=dg.MetadataValue.int(files[day]),
+                windows=dg.MetadataValue.int(len(written.windows)),
+                prefixes=markdown_list(prefixes[day]),
+                **{"dagster/uri": dg.MetadataValue.text(bucket.uri(f"{READINGS}/dt={day}/"))},
+                **late_meta,
+            )
+
+        return tally, metadata, late_meta
 
     readings_attributes = {
         "group_name": GROUP,
         "kinds": KINDS,
         "partitions_def": partitions,
         "backfill_policy": dg.BackfillPolicy.multi_run(max_partitions_per_run=1),
-        "metadata": {LIVE_CADENCE_METADATA: slice_s},
+        "metadata": {
+            LIVE_CADENCE_METADATA: slice_s,
+            "dagster/column_schema": column_schema(reading_schema(spec), READING_COLUMNS),
+        },
         "description": "Readings of every meter every interval, as daily part files under dt=YYYY-MM-DD/ with a "
         "_manifest.json written last; live windows go to slice=HHMMSS-HHMMSS/ folders of the day (a late slice "
         "with a later window).",
@@ -202,12 +225,12 @@ def build(platform: PlatformSpec) -> dg.Definitions:
     if spec.day_shards == 1:
 
         @dg.asset(**readings_attributes, deps=[meter_fleet], op_tags=heavy_step_tags())
-        def meter_readings(context: dg.AssetExecutionContext, bucket: BucketResource) -> dg.MaterializeResult:
+        def meter_readings(context: dg.AssetExecutionContext, bucket: BucketResource):
             ids = fleet_ids()
-            metadata = write_windows(
+            tally, metadata, late_meta = write_windows(
                 context, bucket, lambda w, late: write_readings_window(bucket, spec, seed, ids, w, digest, late)
             )
-            return dg.MaterializeResult(metadata=metadata)
+            yield from partition_results(context, tally, metadata, when_empty=late_meta)
 
     else:
         meter_readings = sharded_readings(readings_attributes, write_windows)
