@@ -68,7 +68,9 @@ def test_production_instance_stores_runs_cursors_and_events_in_postgres(pg_insta
     assert [r.partition_key for r in tick.run_requests] == ["2026-03-05"]  # its two closed windows in one run
     job = defs.resolve_job_def("live_power_usage")
     for request in tick.run_requests:
-        subset = job.get_subset(asset_selection=set(request.asset_selection), asset_check_selection=set())
+        subset = job.get_subset(
+            asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
+        )
         assert subset.execute_in_process(
             instance=instance, partition_key=request.partition_key, tags=request.tags
         ).success

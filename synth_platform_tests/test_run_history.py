@@ -26,7 +26,9 @@ def live_day(defs: dg.Definitions, instance: dg.DagsterInstance, clock: Clock, u
         data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repo))
         cursor = data.cursor
         for request in data.run_requests:
-            subset = job.get_subset(asset_selection=set(request.asset_selection), asset_check_selection=set())
+            subset = job.get_subset(
+                asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
+            )
             assert subset.execute_in_process(
                 instance=instance, partition_key=request.partition_key, tags=request.tags
             ).success
