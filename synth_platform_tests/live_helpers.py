@@ -12,6 +12,7 @@ from synth_platform.specs import PlatformSpec
 from synth_platform.world.power_usage import power_usage
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.runs import assets_only
 
 HISTORY_JOB = "history"
 
@@ -42,10 +43,7 @@ def power_platform(config_dir: Path, interval_minutes: int = 10, devices: int = 
 def live_definitions(platform: PlatformSpec, url: str, clock: Clock) -> dg.Definitions:
     """What definitions.py assembles for the power domain, with the automation reading `clock`, plus a
     `history` job (every asset, with the checks it evaluates in its step) for partition runs."""
-    # every asset with only the checks it evaluates in its own step (those cannot be left out)
-    history = dg.define_asset_job(
-        HISTORY_JOB, selection=dg.AssetSelection.all().without_checks().required_multi_asset_neighbors()
-    )
+    history = dg.define_asset_job(HISTORY_JOB, selection=assets_only())
     power = REGISTRY["power"]
     domains = dg.Definitions.merge(
         power.build(platform, database_kind(url)),

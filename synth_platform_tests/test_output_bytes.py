@@ -18,7 +18,7 @@ from synth_platform.definitions import build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.sinks.delta import DeltaResource
 from synth_platform_tests.config_files import edit_yaml
-from synth_platform_tests.runs import run_days
+from synth_platform_tests.runs import assets_only, run_days
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "output_digests.json"
 DAY = "2026-03-01"
@@ -45,9 +45,7 @@ def _files(root: Path, label: str) -> dict[str, str]:
 
 
 def _run(defs: dg.Definitions, instance: dg.DagsterInstance, day: str, tags: dict | None = None) -> None:
-    job = dg.define_asset_job(
-        "everything", selection=dg.AssetSelection.all().without_checks().required_multi_asset_neighbors()
-    )
+    job = dg.define_asset_job("everything", selection=assets_only())
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     assert run_days(defs, instance, day, job="everything", tags=tags).success
 
