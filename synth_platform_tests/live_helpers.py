@@ -43,11 +43,11 @@ def power_platform(config_dir: Path, interval_minutes: int = 10, devices: int = 
 def live_definitions(platform: PlatformSpec, url: str, clock: Clock) -> dg.Definitions:
     """What definitions.py assembles for the power domain, with the automation reading `clock`, plus a
     `history` job (every asset, with the checks it evaluates in its step) for partition runs."""
-    history = dg.define_asset_job(HISTORY_JOB, selection=assets_only())
     power = REGISTRY["power"]
+    built = power.build(platform, database_kind(url))
+    history = dg.define_asset_job(HISTORY_JOB, selection=assets_only(built))
     domains = dg.Definitions.merge(
-        power.build(platform, database_kind(url)),
-        dg.Definitions(jobs=[history], resources={"database": DatabaseResource(url=url)}),
+        built, dg.Definitions(jobs=[history], resources={"database": DatabaseResource(url=url)})
     )
     rules = power.retention(platform.get("power"))
     return dg.Definitions.merge(domains, automation.build(platform, domains, clock, rules=rules))

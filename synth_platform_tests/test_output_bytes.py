@@ -45,7 +45,7 @@ def _files(root: Path, label: str) -> dict[str, str]:
 
 
 def _run(defs: dg.Definitions, instance: dg.DagsterInstance, day: str, tags: dict | None = None) -> None:
-    job = dg.define_asset_job("everything", selection=assets_only())
+    job = dg.define_asset_job("everything", selection=assets_only(defs))
     defs = dg.Definitions.merge(defs, dg.Definitions(jobs=[job]))
     assert run_days(defs, instance, day, job="everything", tags=tags).success
 
