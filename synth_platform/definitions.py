@@ -48,9 +48,14 @@ def for_people(defs: dg.Definitions, owners: list[str]) -> dg.Definitions:
         return spec.replace_attributes(owners=owners, kinds=kinds)
 
     assets = dg.with_source_code_references(list(defs.assets or []))
-    return dg.Definitions(assets=assets, asset_checks=defs.asset_checks, jobs=defs.jobs).map_asset_specs(
-        func=person_facing
-    )
+    return dg.Definitions(
+        assets=assets,
+        asset_checks=defs.asset_checks,
+        jobs=defs.jobs,
+        schedules=defs.schedules,
+        sensors=defs.sensors,
+        resources=defs.resources,
+    ).map_asset_specs(func=person_facing)
 
 
 def build_definitions(platform: PlatformSpec | None = None) -> dg.Definitions:
