@@ -1,3 +1,3 @@
 """Deterministic synthetic data worlds, delivered as history and live through Dagster."""
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
