@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 import uuid
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from contextlib import suppress
 from dataclasses import dataclass
@@ -198,21 +199,48 @@ def _gcs_bucket(project: str | None, bucket: str, emulator: str | None) -> Any:
     return GCSResource(project=project).get_client().bucket(bucket)
 
 
-class GcsStore:
+class _ObjectStore(ABC):
+    """What the bucket stores share: `scheme://bucket/base/` naming, retried requests, durability on put."""
+
+    scheme: str
+
+    def __init__(self, url: str, attempts: int, backoff_seconds: float):
+        bucket, _, base = url.removeprefix(f"{self.scheme}://").partition("/")
+        self.bucket_name = bucket
+        self.base = base.strip("/") + "/" if base.strip("/") else ""
+        self.attempts, self.backoff_seconds = attempts, backoff_seconds
+
+    def uri(self, name: str = "") -> str:
+        return f"{self.scheme}://{self.bucket_name}/{self.base}{name}"
+
+    @abstractmethod
+    def list(self, prefix: str) -> dict[str, ObjectInfo]: ...
+
+    @abstractmethod
+    def delete(self, names: Iterable[str]) -> int: ...
+
+    def delete_prefix(self, prefix: str) -> int:
+        return self.delete(self.list(prefix))
+
+    def settle(self, prefix: str) -> None:
+        return None  # an object is durable once its put returned
+
+    def _retrying(self, action: Callable[[], Any]) -> Any:
+        return retrying(action, self.attempts, self.backoff_seconds, self.uri())
+
+
+class GcsStore(_ObjectStore):
     """gs://bucket/prefix through dagster-gcp's GCSResource (STORAGE_EMULATOR_HOST honoured). Every request is
     retried with exponential backoff, a put is verified against the CRC32C GCS computed."""
 
+    scheme = "gs"
+
     def __init__(self, url: str, project: str | None, attempts: int, backoff_seconds: float):
-        bucket, _, base = url.removeprefix("gs://").partition("/")
-        self.bucket_name = bucket
-        self.base = base.strip("/") + "/" if base.strip("/") else ""
-        self.project, self.attempts, self.backoff_seconds = project, attempts, backoff_seconds
+        super().__init__(url, attempts, backoff_seconds)
+        self.project = project
 
     def _bucket(self) -> Any:
         return _gcs_bucket(self.project, self.bucket_name, os.environ.get("STORAGE_EMULATOR_HOST"))
-
-    def uri(self, name: str = "") -> str:
-        return f"gs://{self.bucket_name}/{self.base}{name}"
 
     def local_dir(self, prefix: str) -> None:
         return None
@@ -262,15 +290,6 @@ class GcsStore:
         with suppress(NotFoundError):
             self._bucket().blob(self.base + name).delete()
 
-    def delete_prefix(self, prefix: str) -> int:
-        return self.delete(self.list(prefix))
-
-    def settle(self, prefix: str) -> None:
-        return None  # an object is durable once its put returned
-
-    def _retrying(self, action: Callable[[], Any]) -> Any:
-        return retrying(action, self.attempts, self.backoff_seconds, self.uri())
-
 
 @functools.cache
 def _s3_client(endpoint: str | None, region: str | None) -> Any:
@@ -288,29 +307,25 @@ def _s3_client(endpoint: str | None, region: str | None) -> Any:
 _CRC32C_UPLOAD = {"ChecksumAlgorithm": "CRC32C", "ChecksumType": "FULL_OBJECT"}
 
 
-class S3Store:
+class S3Store(_ObjectStore):
     """s3://bucket/prefix through boto3: AWS, or an S3-compatible store (MinIO, R2, Ceph) at AWS_ENDPOINT_URL.
     A file goes up with boto3's managed transfer (multipart above `part_mb`, its parts put by a bounded pool),
     each request checksummed (CRC32C) and verified by S3; the put counts only once the CRC32C S3 stored for the
     whole object equals the one computed while the file was written, so what is listed in a manifest is what the
     writer produced."""
 
+    scheme = "s3"
+
     def __init__(self, url: str, attempts: int, backoff_seconds: float, part_mb: int = 64, part_workers: int = 4):
         from boto3.s3.transfer import TransferConfig
 
-        bucket, _, base = url.removeprefix("s3://").partition("/")
-        self.bucket_name = bucket
-        self.base = base.strip("/") + "/" if base.strip("/") else ""
-        self.attempts, self.backoff_seconds = attempts, backoff_seconds
+        super().__init__(url, attempts, backoff_seconds)
         part = part_mb << 20
         self.transfer = TransferConfig(multipart_threshold=part, multipart_chunksize=part, max_concurrency=part_workers)
 
     def _client(self) -> Any:
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
         return _s3_client(os.environ.get("AWS_ENDPOINT_URL") or None, region or None)
-
-    def uri(self, name: str = "") -> str:
-        return f"s3://{self.bucket_name}/{self.base}{name}"
 
     def local_dir(self, prefix: str) -> None:
         return None
@@ -379,15 +394,6 @@ class S3Store:
         errors = answer.get("Errors") or []
         if errors:
             raise UploadFailed(f"{self.uri()}: {len(errors)} deletes refused, e.g. {errors[0].get('Message')}")
-
-    def delete_prefix(self, prefix: str) -> int:
-        return self.delete(self.list(prefix))
-
-    def settle(self, prefix: str) -> None:
-        return None  # an object is durable once its put returned
-
-    def _retrying(self, action: Callable[[], Any]) -> Any:
-        return retrying(action, self.attempts, self.backoff_seconds, self.uri())
 
 
 def store_for(
