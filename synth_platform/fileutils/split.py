@@ -9,6 +9,7 @@ cumulative record sizes), written as one slice of the block per run of adjacent 
 from __future__ import annotations
 
 import itertools
+import os
 import re
 from collections.abc import Iterator
 from contextlib import AbstractContextManager
@@ -22,6 +23,7 @@ from synth_platform.fileutils.blocks import DEFAULT_BLOCK_SIZE, Block, Format, r
 from synth_platform.fileutils.progress import progress
 from synth_platform.fileutils.records import FileFormatError, atomic_output
 from synth_platform.pipelining import read_ahead
+from synth_platform.sinks.writeback import WRITEBACK_BYTES, start_writeback
 
 _SUFFIX_FORMATS: dict[str, Format] = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
@@ -64,20 +66,27 @@ class _Parts:
         self.done: list[Part] = []
         self._output: AbstractContextManager[BinaryIO] | None = None
         self._out: BinaryIO | None = None
-        self.size = self.records = 0
+        self.size = self.records = self._handed_over = 0
 
     def write(self, pieces: list[memoryview], nbytes: int, records: int) -> None:
         if self._out is None:
             self._output = atomic_output(part_path(self.source, self.out_dir, len(self.done) + 1))
             self._out = self._output.__enter__()
             self._out.write(self.head)
-            self.size, self.records = len(self.head), 0
+            self.size, self.records, self._handed_over = len(self.head), 0, 0
         self._out.writelines(pieces)
         self.size += nbytes
         self.records += records
+        if self.size - self._handed_over >= WRITEBACK_BYTES:
+            self._out.flush()
+            start_writeback(self._out.fileno(), self._handed_over, self.size - self._handed_over)
+            self._handed_over = self.size
 
     def close(self) -> None:
         if self._output is not None:
+            # synced before the rename, so a part in place is on disk; its writeback began as it grew
+            self._out.flush()
+            os.fsync(self._out.fileno())
             self._output.__exit__(None, None, None)
             self.done.append(Part(part_path(self.source, self.out_dir, len(self.done) + 1), self.records, self.size))
             self._output = self._out = None

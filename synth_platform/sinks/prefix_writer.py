@@ -26,9 +26,9 @@ import google_crc32c
 import orjson
 
 from synth_platform.sinks.stores import TMP_SUFFIX, Store, UploadFailed, crc32c_b64, short_reason
+from synth_platform.sinks.writeback import WRITEBACK_BYTES, start_writeback
 
 MANIFEST = "_manifest.json"
-_WRITEBACK_BYTES = 16 << 20  # a local file starts going to disk every 16 MB, so its final fsync finds little left
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,9 @@ class StagedFile:
         self.handle.write(data)
         self.crc.update(data)
         self.bytes += len(data)
-        if self.durable and self.bytes - self._handed_over >= _WRITEBACK_BYTES:
+        if self.durable and self.bytes - self._handed_over >= WRITEBACK_BYTES:
             self.handle.flush()
-            _start_writeback(self.handle.fileno(), self._handed_over, self.bytes - self._handed_over)
+            start_writeback(self.handle.fileno(), self._handed_over, self.bytes - self._handed_over)
             self._handed_over = self.bytes
 
     def close(self) -> None:
@@ -103,13 +103,6 @@ class StagedFile:
 
     def entry(self) -> FileEntry:
         return FileEntry(self.name, self.rows, self.bytes, crc32c_b64(self.crc), self.extra)
-
-
-def _start_writeback(fd: int, offset: int, length: int) -> None:
-    """Start writing a range to disk without waiting (Linux starts writeback on DONTNEED, then drops the clean
-    pages: output files are not read again). Without this, the whole file would wait for the final fsync."""
-    if hasattr(os, "posix_fadvise"):
-        os.posix_fadvise(fd, offset, length, os.POSIX_FADV_DONTNEED)
 
 
 @contextmanager
