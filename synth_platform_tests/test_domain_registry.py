@@ -36,7 +36,12 @@ def test_a_registered_domain_is_loaded_built_and_automated(counter_config, sqlit
     repo = defs.get_repository_def()
     assert [n.key.to_user_string() for n in defs.resolve_asset_graph().asset_nodes] == ["counter_ticks"]
     assert {s.name for s in repo.sensor_defs} == {"live_counter_ticks_sensor"}
-    assert {s.name for s in repo.schedule_defs} == {"freshness_schedule", "daily_close_schedule", "retention_schedule"}
+    assert {s.name for s in repo.schedule_defs} == {
+        "freshness_schedule",
+        "daily_close_schedule",
+        "retention_schedule",
+        "live_run_history_schedule",
+    }
     assert [n.name for n in defs.resolve_job_def("retention").nodes] == ["expire_counter_ticks"]
 
     assert run_days(defs, instance, DAY).success
