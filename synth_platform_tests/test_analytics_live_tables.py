@@ -5,6 +5,7 @@ usage and a declared sensor feature, with ties; the past minute moves as windows
 from __future__ import annotations
 
 import bisect
+import threading
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
@@ -208,3 +209,31 @@ def test_retention_expires_the_rollups_of_deleted_days(database_url: str) -> Non
     kept = [r for r in rows_of(data, POWER_USAGE.name) if r[0] >= second_day]
     assert got(read_top(db, POWER_USAGE.name, "all time", DEVICES)) == brute_top(kept)
     assert db.scalar("SELECT COUNT(*) FROM device_histograms WHERE day < :d", {"d": second_day.date()}) == 0
+
+
+def test_parallel_writers_replace_the_views_at_once(database_url: str) -> None:
+    """main_job writes power and sensors in parallel steps, and each may find the views stale: writers replacing
+    the same view at the same moment all succeed and leave one working view."""
+    db = DatabaseResource(url=database_url)
+    db.ensure_table(USAGE_TABLE)
+    errors: list[BaseException] = []
+
+    def replace(barrier: threading.Barrier) -> None:
+        barrier.wait()
+        try:
+            live_tables.ensure_views(db, [POWER_USAGE], "latest_reading")
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    for _ in range(4):
+        live_tables.ensure_tables(db)
+        with db.begin() as conn:
+            conn.execute(sa.delete(live_tables.VIEWS))  # every writer now finds both views stale
+        barrier = threading.Barrier(6)
+        threads = [threading.Thread(target=replace, args=(barrier,)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert read_top(db, POWER_USAGE.name, "all time", 3) == []

@@ -22,6 +22,7 @@ SQL, so a view is created or replaced only when it changes.
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -222,12 +223,25 @@ def ensure_views(db: DatabaseResource, present: list[Feature], relative_to: str)
     stored = dict(db.query(sa.select(VIEWS.c.name, VIEWS.c.definition_hash)))
     changed = [name for name in wanted if stored.get(name) != hashes[name]]
     for name in changed:
-        quoted = db.engine.dialect.identifier_preparer.quote(name)
-        with db.begin() as conn:
-            conn.execute(sa.text(f"DROP VIEW IF EXISTS {quoted}"))
-            conn.execute(sa.text(f"CREATE VIEW {quoted} AS {wanted[name]}"))
+        _replace_view(db, name, wanted[name])
         upsert(db, VIEWS, pa.table({"name": [name], "definition_hash": [hashes[name]]}))
     return changed
+
+
+def _replace_view(db: DatabaseResource, name: str, sql: str, attempts: int = 5) -> None:
+    """DROP + CREATE of one view. Parallel steps (main_job writes power and sensors at once) may replace the same
+    view at the same moment, and DDL is not transactional on SQLite or MySQL: the loser of that race retries."""
+    quoted = db.engine.dialect.identifier_preparer.quote(name)
+    for attempt in range(1, attempts + 1):
+        try:
+            with db.begin() as conn:
+                conn.execute(sa.text(f"DROP VIEW IF EXISTS {quoted}"))
+                conn.execute(sa.text(f"CREATE VIEW {quoted} AS {sql}"))
+            return
+        except sa.exc.DBAPIError:
+            if attempt == attempts:
+                raise
+            time.sleep(0.1 * attempt)
 
 
 def read_top(db: DatabaseResource, feature: str, period: str, n: int) -> list[sa.Row]:
