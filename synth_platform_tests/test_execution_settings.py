@@ -25,9 +25,9 @@ def test_local_executor_by_default(monkeypatch, config_dir):
     monkeypatch.delenv("SYNTH_EXECUTOR", raising=False)
     found = jobs(monkeypatch, config_dir)
     assert {n: j.executor_def.name for n, j in found.items()} == {
-        MAIN_JOB: "multi_or_in_process_executor",
-        "daily_close": "multi_or_in_process_executor",
-        "__ASSET_JOB": "multi_or_in_process_executor",
+        MAIN_JOB: "multiprocess",  # forked from a preloaded server (definitions.PARALLEL_EXECUTOR)
+        "daily_close": "in_process",
+        "__ASSET_JOB": "in_process",
         "live_power_usage": "in_process",
     }
     assert heavy_step_tags({}) == {}

@@ -19,7 +19,7 @@ CELERY_QUEUE_TAG = "dagster-celery/queue"  # dagster-celery's op tag (dagster_ce
 
 
 def executor_from_env(environ: Mapping[str, str] = os.environ) -> dg.ExecutorDefinition | None:
-    """The Definitions' default executor; None keeps Dagster's local (multiprocess) executor."""
+    """The Definitions' default executor; None keeps the local ones definitions.py chooses."""
     kind = executor_kind(environ)
     if kind == "celery":
         from synth_platform.execution.celery_executor import celery_executor
