@@ -1,5 +1,6 @@
 """The SQL sink against real databases: window replacement, existing tables kept, unreachable servers."""
 
+import threading
 import time
 from datetime import UTC, datetime
 
@@ -121,3 +122,30 @@ def test_fixed_width_rows_round_trip_exactly(database_url):
         )  # fmt: skip
         assert at_value.replace(tzinfo=at_value.tzinfo or UTC) == want["at"]
         assert local_value.replace(tzinfo=None) == want["local"]
+
+
+def test_parallel_steps_create_one_table_at_once(database_url):
+    """Parallel steps of one run (main_job) ensure the same tables at the same moment: all succeed, none raises
+    "already exists", and the table with its index is there once."""
+    db = DatabaseResource(url=database_url)
+    table = sql_table("parallel_created", SCHEMA, ["k", "ts"], [["ts"]])
+    errors: list[BaseException] = []
+
+    def create(barrier: threading.Barrier) -> None:
+        barrier.wait()
+        try:
+            db.ensure_table(table)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    for _ in range(4):
+        with db.begin() as conn:
+            table.drop(conn, checkfirst=True)
+        barrier = threading.Barrier(6)
+        threads = [threading.Thread(target=create, args=(barrier,)) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert len(sa.inspect(db.engine).get_indexes("parallel_created")) == 1

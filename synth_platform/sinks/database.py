@@ -132,9 +132,14 @@ class DatabaseResource(dg.ConfigurableResource):
             yield conn
 
     def ensure_table(self, table: sa.Table) -> None:
-        """Create the table and its indexes if missing; never drops anything."""
-        with self.begin() as conn:
-            table.create(conn, checkfirst=True)
+        """Create the table and its indexes if missing; never drops anything. Parallel steps may create one table at
+        the same moment (the check and the CREATE are not atomic): the loser finds it there and goes on."""
+        try:
+            with self.begin() as conn:
+                table.create(conn, checkfirst=True)
+        except sa.exc.DBAPIError:
+            if not sa.inspect(self.engine).has_table(table.name, schema=table.schema):
+                raise
 
     def replace(self, table: sa.Table, data: pa.Table, where: sa.ColumnElement[bool] | None = None) -> WriteResult:
         """Delete the rows matching `where` (all rows if None) and insert `data`, in one transaction."""
