@@ -5,7 +5,6 @@ usage and a declared sensor feature, with ties; the past minute moves as windows
 from __future__ import annotations
 
 import bisect
-import threading
 from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
@@ -28,6 +27,7 @@ from synth_platform.world.devices import devices
 from synth_platform.world.power_usage import POWER_USAGE_SCHEMA
 from synth_platform.world.sensors import sensor_readings, sensors_schema
 from synth_platform.world.windows import Window
+from synth_platform_tests.concurrency import at_once
 
 DEVICES = 12
 START = datetime(2026, 3, 1, 22, 30, tzinfo=UTC)  # the windows cross midnight: two days
@@ -217,23 +217,10 @@ def test_parallel_writers_replace_the_views_at_once(database_url: str) -> None:
     db = DatabaseResource(url=database_url)
     db.ensure_table(USAGE_TABLE)
     errors: list[BaseException] = []
-
-    def replace(barrier: threading.Barrier) -> None:
-        barrier.wait()
-        try:
-            live_tables.ensure_views(db, [POWER_USAGE], "latest_reading")
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
     for _ in range(4):
         live_tables.ensure_tables(db)
         with db.begin() as conn:
             conn.execute(sa.delete(live_tables.VIEWS))  # every writer now finds both views stale
-        barrier = threading.Barrier(6)
-        threads = [threading.Thread(target=replace, args=(barrier,)) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors += at_once(lambda: live_tables.ensure_views(db, [POWER_USAGE], "latest_reading"))
     assert errors == []
     assert read_top(db, POWER_USAGE.name, "all time", 3) == []

@@ -1,6 +1,5 @@
 """The SQL sink against real databases: window replacement, existing tables kept, unreachable servers."""
 
-import threading
 import time
 from datetime import UTC, datetime
 
@@ -11,6 +10,7 @@ import sqlalchemy as sa
 from synth_platform.sinks.database import DatabaseResource, DatabaseUnreachable
 from synth_platform.sinks.sql_schema import sql_table
 from synth_platform.world.windows import Window
+from synth_platform_tests.concurrency import at_once
 
 SCHEMA = pa.schema(
     [
@@ -130,22 +130,9 @@ def test_parallel_steps_create_one_table_at_once(database_url):
     db = DatabaseResource(url=database_url)
     table = sql_table("parallel_created", SCHEMA, ["k", "ts"], [["ts"]])
     errors: list[BaseException] = []
-
-    def create(barrier: threading.Barrier) -> None:
-        barrier.wait()
-        try:
-            db.ensure_table(table)
-        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
-            errors.append(exc)
-
     for _ in range(4):
         with db.begin() as conn:
             table.drop(conn, checkfirst=True)
-        barrier = threading.Barrier(6)
-        threads = [threading.Thread(target=create, args=(barrier,)) for _ in range(6)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
+        errors += at_once(lambda: db.ensure_table(table))
     assert errors == []
     assert len(sa.inspect(db.engine).get_indexes("parallel_created")) == 1
