@@ -18,18 +18,13 @@ from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
 from synth_platform.sinks.stores import _gcs_bucket
-from synth_platform_tests.services import free_port
+from synth_platform_tests.services import serving_on_loopback
 
 
 @pytest.fixture(scope="session")
 def gcs_host() -> Iterator[str]:
-    port = free_port()
-    server = create_server("127.0.0.1", port, in_memory=True)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with serving_on_loopback(lambda host, port: create_server(host, port, in_memory=True)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from moto.s3.exceptions import AccessForbidden
 from moto.s3.models import S3Backend
 from moto.server import ThreadedMotoServer
 
-from synth_platform_tests.services import free_port
+from synth_platform_tests.services import serving_on_loopback
 
 
 @dataclass(frozen=True)
@@ -33,13 +33,8 @@ class S3Server:
 @pytest.fixture(scope="module")
 def _moto_endpoint() -> Iterator[str]:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with serving_on_loopback(lambda host, port: ThreadedMotoServer(ip_address=host, port=port, verbose=False)) as url:
+        yield url
 
 
 @pytest.fixture

@@ -5,8 +5,9 @@ from __future__ import annotations
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Protocol
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +22,24 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+class _ThreadedServer(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+@contextmanager
+def serving_on_loopback(make: Callable[[str, int], _ThreadedServer]) -> Iterator[str]:
+    """Starts the server `make(host, port)` builds (one that serves on a thread of its own) on a free loopback
+    port; yields its http:// URL and stops it afterwards."""
+    host, port = "127.0.0.1", free_port()
+    server = make(host, port)
+    server.start()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
 
 
 def reachable(host: str, port: int, timeout: float = 1.0) -> bool:
