@@ -14,7 +14,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from synth_platform.world.power_usage import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.celery_workers import Worker, start_worker, unique_queue
 from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.mid_write import wait_inside
 from synth_platform_tests.services import POSTGRES_ADMIN_URL, dagster_pg_env, rabbitmq_url, scratch_database
 
 pytestmark = pytest.mark.timeout(240)
@@ -196,26 +196,10 @@ def test_two_workers_backfill_equals_the_local_executor(celery_env, workers, tmp
 
 # Worker "a" stops in the middle of writing the meter day (its first part file written, the second one open), says
 # so, and waits to be killed. Run before Celery starts, so the pool children inherit it.
-HANG_IN_SECOND_PART = textwrap.dedent(
-    """
-    import time
-    from contextlib import contextmanager
-    from pathlib import Path
-    import synth_platform.sinks.prefix_writer as prefix_writer
-
-    open_file = prefix_writer.PrefixWriter.open
-
-    @contextmanager
-    def second_part_hangs(self, name):
-        with open_file(self, name) as staged:
-            if self.prefix.startswith("meter_readings/") and self.files:
-                staged.write(b'{"partial": ')
-                Path(SIGNAL_FILE).write_text("inside the write")
-                time.sleep(600)
-            yield staged
-
-    prefix_writer.PrefixWriter.open = second_part_hangs
-    """
+HANG_IN_SECOND_PART = (
+    "from pathlib import Path\n"
+    "from synth_platform_tests.mid_write import hang_in_second_part\n"
+    "hang_in_second_part('meter_readings/', Path({signal_file!r}))\n"
 )
 
 
@@ -224,7 +208,7 @@ def test_worker_killed_mid_step_the_step_is_redelivered(celery_env, workers, tmp
     env = {**celery_env, "SYNTH_CELERY_HEAVY_QUEUE": ""}  # one queue: the step must be able to move to worker b
     queue, signal_file, day = celery_env["SYNTH_CELERY_QUEUE"], tmp_path / "inside_write", "2026-03-02"
     doomed = start_worker(
-        "a", [queue], env, tmp_path, preamble=f"SIGNAL_FILE = {str(signal_file)!r}\n" + HANG_IN_SECOND_PART
+        "a", [queue], env, tmp_path, preamble=HANG_IN_SECOND_PART.format(signal_file=str(signal_file))
     )
     workers.append(doomed)
     doomed.wait_ready()
@@ -247,7 +231,7 @@ def test_worker_killed_mid_step_the_step_is_redelivered(celery_env, workers, tmp
         text=True,
     )
     try:
-        wait_for(signal_file, run, doomed)
+        wait_inside(signal_file, run, timeout=120, log=doomed.output)
         assert list(files_of(tmp_path / "celery", f"meter_readings/dt={day}/")) == [
             f"meter_readings/dt={day}/part-00000.ndjson.gz"
         ]  # killed after its first part file, before the manifest
@@ -286,13 +270,3 @@ def test_queue_tag_is_dagster_celerys():
     from dagster_celery.tags import DAGSTER_CELERY_QUEUE_TAG
 
     assert CELERY_QUEUE_TAG == DAGSTER_CELERY_QUEUE_TAG
-
-
-def wait_for(path: Path, run: subprocess.Popen, worker: Worker, timeout: float = 120) -> None:
-    import time
-
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert run.poll() is None, f"the run exited early: {run.stdout.read()[-4000:]}"
-        assert time.monotonic() < deadline, f"the step never reached the write:\n{worker.output()[-3000:]}"
-        time.sleep(0.2)

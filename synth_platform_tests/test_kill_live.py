@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -24,6 +23,7 @@ from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import LOCAL_INSTANCE_YAML, edit_yaml
 from synth_platform_tests.live_helpers import at, power_platform, rows, world_rows
+from synth_platform_tests.mid_write import wait_inside
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -39,19 +39,14 @@ TAGS = {
 # window written, the second one open), says so, and waits to be killed.
 RUNNER = textwrap.dedent(
     """
-    import sys, time
-    from contextlib import contextmanager
+    import sys
     from pathlib import Path
     import dagster as dg
     import synth_platform.sinks.database as database
-    import synth_platform.sinks.prefix_writer as prefix_writer
     from synth_platform_tests import test_kill_live
+    from synth_platform_tests.mid_write import hang, hang_in_second_part
 
     signal_file, target = Path(sys.argv[1]), sys.argv[2]
-
-    def hang():
-        signal_file.write_text("inside the write")
-        time.sleep(600)
 
     copy = database._copy_postgres
 
@@ -59,22 +54,12 @@ RUNNER = textwrap.dedent(
         if table.name != "power_usage":
             return copy(conn, table, data)
         copy(conn, table, data.slice(0, data.num_rows // 2))
-        hang()
-
-    open_file = prefix_writer.PrefixWriter.open
-
-    @contextmanager
-    def second_part_hangs(self, name):
-        with open_file(self, name) as staged:
-            if self.prefix.startswith("meter_readings/") and self.files:
-                staged.write(b'{"partial": ')
-                hang()
-            yield staged
+        hang(signal_file)
 
     if target == "database":
         database._copy_postgres = half_then_hang
     else:
-        prefix_writer.PrefixWriter.open = second_part_hangs
+        hang_in_second_part("meter_readings/", signal_file)
     job = getattr(test_kill_live, f"live_{target}_job")
     with dg.DagsterInstance.get() as instance:
         dg.execute_job(dg.reconstructable(job), instance=instance, tags=test_kill_live.TAGS)
@@ -92,14 +77,6 @@ def live_bucket_job() -> dg.JobDefinition:
     from synth_platform.definitions import build_definitions
 
     return build_definitions().resolve_job_def("live_meter_readings")
-
-
-def wait_for_file(path: Path, proc: subprocess.Popen, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while not path.exists():
-        assert proc.poll() is None, f"the run process exited early: {proc.stdout.read().decode(errors='replace')}"
-        assert time.monotonic() < deadline, "the run never reached the write"
-        time.sleep(0.1)
 
 
 def test_killed_mid_write_then_retried_leaves_exactly_the_window(tmp_path, config_dir, postgres_url, monkeypatch):
@@ -155,9 +132,9 @@ def instance_env(tmp_path: Path, config_dir: Path, monkeypatch, **extra: str) ->
 def start_run(signal_file: Path, target: str) -> subprocess.Popen:
     proc = subprocess.Popen(
         [sys.executable, "-c", RUNNER, str(signal_file), target], cwd=PROJECT_ROOT, env=os.environ.copy(),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
-    wait_for_file(signal_file, proc, timeout=90)
+    wait_inside(signal_file, proc, timeout=90)
     return proc
 
 
