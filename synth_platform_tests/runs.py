@@ -1,4 +1,5 @@
-"""Running jobs in tests: a range of daily partitions in one run, and what its checks said."""
+"""Running jobs in tests: a range of daily partitions in one run, what a tick requested, and what its checks
+said."""
 
 import dagster as dg
 
@@ -35,6 +36,17 @@ def run_days(
     """Execute `job` in process over first..last (plus `tags`, e.g. a live window)."""
     tags = {**partition_range(first, last), **(tags or {})}
     return defs.resolve_job_def(job).execute_in_process(instance=instance, tags=tags, **kw)
+
+
+def run_request(
+    job: dg.JobDefinition, instance: dg.DagsterInstance, request: dg.RunRequest
+) -> dg.ExecuteInProcessResult:
+    """Execute in process what a sensor or schedule tick requested of `job`: its assets and checks, its partition
+    and its tags, as the daemon would launch it."""
+    subset = job.get_subset(
+        asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
+    )
+    return subset.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags)
 
 
 def checks_of(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:

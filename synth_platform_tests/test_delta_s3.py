@@ -1,12 +1,12 @@
 """Delta tables on S3 (moto's server on loopback) through delta-rs with the storage options the platform passes."""
 
-import threading
 from datetime import timedelta
 
 from synth_platform.sinks.delta import DeltaConflict, DeltaResource
 from synth_platform.specs.power import PowerSpec
 from synth_platform.world.power_usage import power_usage
 from synth_platform.world.windows import Window
+from synth_platform_tests.concurrency import at_once
 from synth_platform_tests.s3_server import S3Server
 
 SPEC = PowerSpec.model_validate({"devices": {"count": 30}})
@@ -66,23 +66,11 @@ def test_two_writers_of_one_window_are_serialized_or_one_fails_cleanly(s3):
     delta.replace_window(TABLE, power_usage(SPEC, 1, DAYS[0]), "timestamp", DAYS[0])
     window = Window(DAYS[0].start + timedelta(hours=6), DAYS[0].start + timedelta(hours=12))
     data = power_usage(SPEC, 1, window)
-    outcomes: list[object] = []
-    start = threading.Barrier(2)
-
-    def writer() -> None:
-        start.wait()
-        try:
-            outcomes.append(delta.replace_window(TABLE, data, "timestamp", window).rows)
-        except DeltaConflict as exc:
-            outcomes.append(exc)
-
-    threads = [threading.Thread(target=writer) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert len(outcomes) == 2 and data.num_rows in outcomes  # at least one wrote
-    for failed in (o for o in outcomes if isinstance(o, DeltaConflict)):
+    written: list[int] = []
+    failures = at_once(lambda: written.append(delta.replace_window(TABLE, data, "timestamp", window).rows), threads=2)
+    assert len(written) + len(failures) == 2 and data.num_rows in written  # at least one wrote
+    for failed in failures:
+        assert isinstance(failed, DeltaConflict), failed
         assert "another writer committed first" in str(failed) and "re-run" in str(failed)
     # either way the table holds the window exactly once: no lost or doubled commit
     assert len(rows(delta, window)) == data.num_rows

@@ -14,6 +14,7 @@ from synth_platform.sinks.database import DatabaseResource
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import LOCAL_INSTANCE_YAML
 from synth_platform_tests.live_helpers import Clock, at, live_definitions, power_platform, rows, world_rows
+from synth_platform_tests.runs import run_request
 
 
 def instance_from(config: Path, home: Path) -> dg.DagsterInstance:
@@ -68,12 +69,7 @@ def test_production_instance_stores_runs_cursors_and_events_in_postgres(pg_insta
     assert [r.partition_key for r in tick.run_requests] == ["2026-03-05"]  # its two closed windows in one run
     job = defs.resolve_job_def("live_power_usage")
     for request in tick.run_requests:
-        subset = job.get_subset(
-            asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
-        )
-        assert subset.execute_in_process(
-            instance=instance, partition_key=request.partition_key, tags=request.tags
-        ).success
+        assert run_request(job, instance, request).success
     freshness = defs.resolve_job_def("freshness_checks").execute_in_process(instance=instance)
     assert [e.passed for e in freshness.get_asset_check_evaluations()] == [True]
 

@@ -9,7 +9,7 @@ from synth_platform.world.power_usage import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.live_helpers import HISTORY_JOB, Clock, at, live_definitions, power_platform, rows, world_rows
-from synth_platform_tests.runs import run_days
+from synth_platform_tests.runs import run_days, run_request
 
 DAY = "2026-03-02"
 USAGE = dg.AssetKey("power_usage")
@@ -66,10 +66,7 @@ def test_daily_close_rewrites_yesterday_identically_and_runs_the_checks(platform
     assert request.partition_key == DAY and request.run_key == f"daily_close:{DAY}"
     assert set(request.asset_selection) == {dg.AssetKey("power_usage"), dg.AssetKey("device_metadata")}
 
-    job = defs.resolve_job_def("daily_close").get_subset(
-        asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
-    )
-    result = job.execute_in_process(instance=instance, partition_key=DAY)
+    result = run_request(defs.resolve_job_def("daily_close"), instance, request)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
     assert checks == {"row_count": True, "unique_keys": True, "known_devices": True}  # whole-day checks, no freshness

@@ -120,22 +120,23 @@ def test_catch_up_after_downtime_is_bounded_per_tick_and_gapless_across_midnight
     assert {w.partition_key() for w in seen} == {"2026-03-05", "2026-03-06", "2026-03-07"}
 
 
+def add_stream_runs(instance: dg.DagsterInstance, count: int, status: dg.DagsterRunStatus) -> None:
+    """`count` runs of the stream in the instance with `status`, as the sensor would find them."""
+    for _ in range(count):
+        run = dg.DagsterRun(
+            job_name=STREAM.job_name, run_id=str(uuid.uuid4()), status=status, tags={LIVE_STREAM_TAG: STREAM.name}
+        )
+        instance.add_run(run)
+
+
 def test_no_new_windows_while_the_stream_has_runs_in_flight(make_sensor, instance):
     clock = Clock(at("2026-03-05T02:00:00"))
     sensor = make_sensor(clock, max_windows_per_tick=12, max_windows_per_run=5, max_runs_in_flight=5)
-    for _ in range(3):
-        instance.add_run(
-            dg.DagsterRun(job_name=STREAM.job_name, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.NOT_STARTED,
-                          tags={LIVE_STREAM_TAG: STREAM.name})
-        )  # fmt: skip
+    add_stream_runs(instance, 3, dg.DagsterRunStatus.NOT_STARTED)
     windows, keys, cursor, _ = tick(sensor, instance, None)
     assert len(keys) == 2 and len(windows) == 10  # 5 runs allowed in flight, 3 already waiting to start
     assert cursor == at("2026-03-05T01:40").isoformat()  # the rest waits for a later tick
-    for _ in range(2):
-        instance.add_run(
-            dg.DagsterRun(job_name=STREAM.job_name, run_id=str(uuid.uuid4()), status=dg.DagsterRunStatus.STARTED,
-                          tags={LIVE_STREAM_TAG: STREAM.name})
-        )  # fmt: skip
+    add_stream_runs(instance, 2, dg.DagsterRunStatus.STARTED)
     windows, _, cursor2, skip = tick(sensor, instance, cursor)
     assert windows == [] and "queued or running" in skip and cursor2 in (None, cursor)
 
