@@ -1,14 +1,18 @@
 """MQTT test helpers: the shared Mosquitto on 127.0.0.1:1883, a private Mosquitto per test (for restarts and
-passwords, so the shared one is never stopped), and a subscriber that records what arrives."""
+passwords, so the shared one is never stopped), a subscriber that records what arrives, and a scripted broker that
+records what a publisher sends packet by packet."""
 
 from __future__ import annotations
 
 import getpass
+import select
 import shutil
+import socket
 import subprocess
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import orjson
@@ -182,3 +186,116 @@ class Subscriber:
     def __exit__(self, *exc: object) -> None:
         self._stop()
         subprocess.run([*self.command, "-E"], timeout=10, capture_output=True)  # a clean session drops ours
+
+
+@dataclass(frozen=True)
+class Publish:
+    connection: int  # 1 for the first connection, 2 after a reconnect, ...
+    dup: bool
+    qos: int
+    packet_id: int
+    topic: str
+    payload: bytes
+
+
+class ScriptedBroker:
+    """A minimal MQTT 3.1.1 broker on loopback, for what Mosquitto does not show: how many messages a publisher
+    leaves unacknowledged at once, which packet ids it has in flight, its DUP flags and PINGREQs. It acknowledges
+    the unacknowledged PUBLISHes, newest first, whenever the publisher has sent nothing for `quiet` seconds (so a
+    publisher that waits for acknowledgements gets them a window at a time); `hold` keeps the first
+    acknowledgements back that long; `drop_after` closes the first connection, unacknowledged, after that many
+    PUBLISHes."""
+
+    def __init__(self, quiet: float = 0.02, hold: float = 0.0, drop_after: int | None = None):
+        self.quiet, self.hold, self.drop_after = quiet, hold, drop_after
+        self.published: list[Publish] = []
+        self.most_unacknowledged = 0
+        self.reused_in_flight: list[int] = []  # packet ids that came again while still unacknowledged
+        self.unacknowledged_at_drop: list[int] = []
+        self.pings = 0
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.server.settimeout(0.1)  # accept() wakes up to see `stopping`: closing the socket would not wake it
+        self.stopping = threading.Event()
+        self.port = self.server.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> ScriptedBroker:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping.set()
+        self.thread.join(10)
+        self.server.close()
+
+    def _serve(self) -> None:
+        connection = 0
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.server.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(None)
+            connection += 1
+            with conn:
+                self._session(conn, connection)
+
+    def _session(self, conn: socket.socket, connection: int) -> None:
+        buf, unacked, in_flight, started = bytearray(), [], set(), time.monotonic()
+        while True:
+            packet = _take_packet(buf)
+            if packet is None:
+                if not select.select([conn], [], [], self.quiet if unacked else 5.0)[0]:
+                    if unacked and time.monotonic() - started >= self.hold:
+                        conn.sendall(b"".join(b"\x40\x02" + i.to_bytes(2, "big") for i in reversed(unacked)))
+                        unacked.clear()
+                        in_flight.clear()
+                    continue
+                data = conn.recv(1 << 16)
+                if not data:
+                    return
+                buf += data
+                continue
+            kind, flags, body = packet
+            if kind == 1:  # CONNECT
+                conn.sendall(b"\x20\x02\x00\x00")
+            elif kind == 3:  # PUBLISH
+                qos, size = (flags >> 1) & 3, int.from_bytes(body[:2], "big")
+                packet_id = int.from_bytes(body[2 + size : 4 + size], "big") if qos else 0
+                if packet_id in in_flight:
+                    self.reused_in_flight.append(packet_id)
+                payload = bytes(body[2 + size + (2 if qos else 0) :])
+                self.published.append(
+                    Publish(connection, bool(flags & 8), qos, packet_id, body[2 : 2 + size].decode(), payload)
+                )
+                if qos:
+                    unacked.append(packet_id)
+                    in_flight.add(packet_id)
+                    self.most_unacknowledged = max(self.most_unacknowledged, len(unacked))
+                if connection == 1 and len(self.published) == self.drop_after:
+                    self.unacknowledged_at_drop = list(unacked)
+                    return
+            elif kind == 12:  # PINGREQ
+                self.pings += 1
+                conn.sendall(b"\xd0\x00")
+            elif kind == 14:  # DISCONNECT
+                return
+
+
+def _take_packet(buf: bytearray) -> tuple[int, int, bytes] | None:
+    """(packet type, flags, body) of the complete packet at the start of `buf`, removed from it; None if the
+    packet is not complete yet."""
+    size, shift, at = 0, 0, 1
+    while True:
+        if at >= len(buf):
+            return None
+        size |= (buf[at] & 0x7F) << shift
+        shift += 7
+        at += 1
+        if not buf[at - 1] & 0x80:
+            break
+    if len(buf) < at + size:
+        return None
+    packet = (buf[0] >> 4, buf[0] & 0x0F, bytes(buf[at : at + size]))
+    del buf[: at + size]
+    return packet
