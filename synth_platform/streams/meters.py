@@ -27,14 +27,13 @@ from synth_platform.sinks.files import BucketResource, replaced_slices, window_p
 from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
 from synth_platform.sinks.parts import Piece, write_pieces
 from synth_platform.sinks.prefix_writer import MANIFEST, FileEntry, PrefixResult
+from synth_platform.sinks.reading_fields import present, reading_fields
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.meters import MetersSpec
 from synth_platform.world.late_slices import delay_slices, late_count
 from synth_platform.world.load_profile import HOUR
-from synth_platform.world.meter_ids import format_ids, id_strings
+from synth_platform.world.meter_ids import id_strings
 from synth_platform.world.meters import (
-    QUALITY_GOOD,
-    QUALITY_ZERO,
     Readings,
     expected_rows,
     fleet,
@@ -62,17 +61,9 @@ def ndjson_lines(data: Readings, spec: MetersSpec, ts: np.ndarray | None = None)
     if spec.output.record == "wattif":
         fields.append(Number("reading", data.energy_kwh.reshape(-1), 6))
     else:
-        fields += [
-            Text("meter_id", format_ids(data.id_numbers, spec.fleet.id_format), every=len(data.slots)),
-            Number("power_kw", data.power_kw.reshape(-1), 4),
-            Number("energy_kwh", data.energy_kwh.reshape(-1), 6),
-            Number("voltage", data.voltage.reshape(-1), 2),
-        ]
-        if data.zero is not None:
-            quality = np.array([list(QUALITY_GOOD.encode()), list(QUALITY_ZERO.encode())], dtype=np.uint8)
-            fields.append(Text("quality", quality[data.zero.reshape(-1).astype(np.intp)]))
-    keep = data.present.reshape(-1) if data.present is not None else None
-    return render(fields, data.energy_kwh.size, keep)
+        meter_id, features = reading_fields(data, spec.fleet.id_format)
+        fields += [meter_id, *features]
+    return render(fields, data.energy_kwh.size, present(data))
 
 
 def encode(data: Readings, spec: MetersSpec, ts: np.ndarray | None = None) -> bytes | pa.Table:

@@ -18,13 +18,14 @@ import pyarrow as pa
 from synth_platform.pipelining import ordered
 from synth_platform.sinks.collector import CollectorResource
 from synth_platform.sinks.mqtt import MqttResource
-from synth_platform.sinks.ndjson import Field, Number, Text, iso_seconds, render
+from synth_platform.sinks.ndjson import Number, Text, iso_seconds, render
+from synth_platform.sinks.reading_fields import present, reading_fields
 from synth_platform.specs.meters import MetersSpec
 from synth_platform.specs.power import PowerSpec
 from synth_platform.specs.telemetry import TelemetrySpec
 from synth_platform.world import seeding
-from synth_platform.world.meter_ids import format_ids, id_strings
-from synth_platform.world.meters import QUALITY_GOOD, QUALITY_ZERO, Readings, readings, slot_starts
+from synth_platform.world.meter_ids import id_strings
+from synth_platform.world.meters import Readings, readings, slot_starts
 from synth_platform.world.power_usage import power_usage
 from synth_platform.world.windows import Window
 
@@ -58,20 +59,10 @@ def message_ids(seed: int, stream: str, device: np.ndarray, slot: np.ndarray) ->
 def payload_lines(data: Readings, spec: MetersSpec, seed: int, ts: np.ndarray) -> list[bytes]:
     """One JSON object per present reading: message_id, meter_id, timestamp, power_kw, energy_kwh, voltage (and
     quality when zero readings are injected)."""
-    slots = len(data.slots)
-    fields: list[Field] = [
-        Text("message_id", message_ids(seed, STREAM, data.id_numbers[:, None], data.slots[None, :])),
-        Text("meter_id", format_ids(data.id_numbers, spec.fleet.id_format), every=slots),
-        Text("timestamp", ts),
-        Number("power_kw", data.power_kw.reshape(-1), 4),
-        Number("energy_kwh", data.energy_kwh.reshape(-1), 6),
-        Number("voltage", data.voltage.reshape(-1), 2),
-    ]
-    if data.zero is not None:
-        quality = np.array([list(QUALITY_GOOD.encode()), list(QUALITY_ZERO.encode())], dtype=np.uint8)
-        fields.append(Text("quality", quality[data.zero.reshape(-1).astype(np.intp)]))
-    keep = data.present.reshape(-1) if data.present is not None else None
-    return render(fields, data.energy_kwh.size, keep).split(b"\n")[:-1]
+    meter_id, features = reading_fields(data, spec.fleet.id_format)
+    message_id = Text("message_id", message_ids(seed, STREAM, data.id_numbers[:, None], data.slots[None, :]))
+    fields = [message_id, meter_id, Text("timestamp", ts), *features]
+    return render(fields, data.energy_kwh.size, present(data)).split(b"\n")[:-1]
 
 
 def topics(template: str, data: Readings, spec: MetersSpec) -> list[str]:
