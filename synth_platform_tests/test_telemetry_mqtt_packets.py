@@ -73,6 +73,14 @@ def test_a_window_waiting_longer_than_the_keepalive_sends_pingreq():
     assert stats.messages == 10 and broker.pings >= 1 and len(broker.published) == 10
 
 
+def test_qos_0_sends_every_message_once_without_packet_ids():
+    blocks = numbered_blocks(3_000, 1_000)
+    with ScriptedBroker() as broker:
+        stats = MqttResource(url=f"mqtt://127.0.0.1:{broker.port}").publish(blocks, qos=0)
+    assert stats.messages == 3_000 and [number(p.payload) for p in broker.published] == list(range(3_000))
+    assert all(p.qos == 0 and p.packet_id == 0 and not p.dup for p in broker.published)
+
+
 def test_acknowledgements_are_read_across_packet_boundaries():
     puback = lambda i: b"\x40\x02" + i.to_bytes(2, "big")  # noqa: E731
     data = puback(1) + b"\xd0\x00" + puback(300) + puback(65535) + puback(7)[:3]
