@@ -127,17 +127,20 @@ def write_certificates(folder: Path) -> tuple[Path, Path, Path]:
 
 
 class Subscriber:
-    """mosquitto_sub (C, so it keeps up with any publisher: a broker drops QoS 1 messages for a subscriber more than
-    max_queued_messages behind) with QoS 1 and a persistent session, so a broker restart loses nothing; records
-    every (topic, payload) that arrives, redeliveries included. The session is made before `__enter__` returns
-    (nothing published afterwards is missed) and removed on exit, so the shared broker keeps no state of ours."""
+    """mosquitto_sub with QoS 1 and a persistent session, so a broker restart loses nothing; records every (topic,
+    payload) that arrives, redeliveries included. A broker drops QoS 1 messages for a subscriber that is more than
+    its in-flight window plus max_queued_messages (1,000 by default) behind, and a pipelined publisher gets that far
+    ahead within milliseconds: the subscriber speaks MQTT 5 to ask for an in-flight window of 65,535 (its receive
+    maximum). The session is made before `__enter__` returns (nothing published afterwards is missed) and removed
+    on exit, so the shared broker keeps no state of ours."""
 
     def __init__(self, host: str, port: int, topic: str):
         self.received: list[tuple[str, dict]] = []
         self.lock = threading.Lock()
         self.topic = topic
         self.command = ["mosquitto_sub", "-h", host, "-p", str(port), "-i", f"synth-test-{uuid.uuid4().hex[:10]}",
-                        "-q", "1", "-t", topic]  # fmt: skip
+                        "-q", "1", "-t", topic,
+                        "-V", "mqttv5", "-D", "connect", "receive-maximum", "65535"]  # fmt: skip
         self.process: subprocess.Popen | None = None
         self.reader: threading.Thread | None = None
 

@@ -204,10 +204,9 @@ class _Session:
             self._pump(self.pending)
 
     def close(self) -> None:
-        with suppress(Exception):
-            if self.connected and not self.out:
-                self.client.disconnect()  # paho writes DISCONNECT on the socket it opened
-            self.client.loop(0.01)
+        if self.connected and not self.out:  # not after a packet cut short
+            with suppress(Exception):
+                self.client.disconnect()  # paho writes DISCONNECT on the socket it opened, then closes it
         if self.sock is not None:
             self.sock.close()
 
