@@ -16,15 +16,13 @@ import dagster as dg
 import httpx
 from pydantic import Field
 
-from synth_platform.sinks.http_retry import RetryPolicy, send_with_retries
+from synth_platform.sinks.http_retry import HttpTargetError, RetryPolicy, send_checked
 
 CONTENT_TYPES = {"ndjson": "application/x-ndjson", "json": "application/json"}
 
 
-class CollectorError(RuntimeError):
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
+class CollectorError(HttpTargetError):
+    """A batch the collector refused or that kept failing; the message names the batch, status and reason."""
 
 
 def encode_batch(payloads: list[bytes], body: str) -> bytes:
@@ -60,27 +58,21 @@ class CollectorResource(dg.ConfigurableResource):
         """POST one batch of messages (retrying 429 and 5xx); returns the requests it took."""
         if body not in CONTENT_TYPES:
             raise ValueError(f"body must be one of {sorted(CONTENT_TYPES)}, got {body!r}")
-        content, messages = encode_batch(payloads, body), len(payloads)
-        headers = {"Content-Type": CONTENT_TYPES[body]}
-        if self.token:
-            headers["Authorization"] = f"Bearer {self.token}"
-        policy = RetryPolicy(self.max_attempts, self.backoff_seconds, self.max_wait_seconds, frozenset(range(500, 600)))
-        what = f"collector {self.target}: batch of {messages} messages"
-        try:
-            response, attempts = send_with_retries(
-                _client(self.timeout_seconds), "POST", self.url, policy, content=content, headers=headers
-            )
-        except httpx.TransportError as exc:
-            raise CollectorError(
-                self._redact(f"{what}: unreachable after {policy.attempts} attempts: {exc!r}")
-            ) from None
-        status = response.status_code
-        if status < 300:
-            return attempts
-        reason = self._redact(f"HTTP {status} {response.reason_phrase}: {response.text.strip()[:300]}")
-        if policy.retries(status):
-            raise CollectorError(f"{what} failed: {reason} (gave up after {attempts} attempts)", status)
-        raise CollectorError(f"{what} refused: {reason} (not retried: a {status} will not change on a retry)", status)
+        _, attempts = send_checked(
+            _client(self.timeout_seconds),
+            "POST",
+            self.url,
+            RetryPolicy(self.max_attempts, self.backoff_seconds, self.max_wait_seconds, frozenset(range(500, 600))),
+            what=f"collector {self.target}: batch of {len(payloads)} messages",
+            where=self.target,
+            token=self.token,
+            redact=self._redact,
+            error=CollectorError,
+            hint=lambda status: f"a {status} will not change on a retry",
+            content=encode_batch(payloads, body),
+            headers={"Content-Type": CONTENT_TYPES[body]},
+        )
+        return attempts
 
     def _redact(self, text: str) -> str:
         text = text.replace(self.url, self.target)

@@ -29,19 +29,15 @@ import pyarrow as pa
 from pydantic import Field
 
 from synth_platform.sinks.compression import gzip_member
-from synth_platform.sinks.http_retry import RetryPolicy, send_with_retries
+from synth_platform.sinks.http_retry import HttpTargetError, RetryPolicy, send_checked
 from synth_platform.world.windows import Window, utc
 
 _SQL_TIME = "%Y-%m-%d %H:%M:%S"
 _WINDOW_FILE = re.compile(r"^(\d{6})-(\d{6})\.ndjson$")
 
 
-class TinybirdError(RuntimeError):
+class TinybirdError(HttpTargetError):
     """A request Tinybird refused or that kept failing; the message names the call, status and reason."""
-
-    def __init__(self, message: str, status: int | None = None):
-        super().__init__(message)
-        self.status = status
 
 
 class PayloadTooLarge(TinybirdError):
@@ -315,24 +311,23 @@ class TinybirdResource(dg.ConfigurableResource):
 
     def _request(self, method: str, path: str, *, what: str, **kwargs: Any) -> tuple[httpx.Response, int]:
         """Send with retries; returns the response and the attempts it took."""
-        client = _client(self.api_url.rstrip("/"), self.timeout_seconds)
-        headers = {**kwargs.pop("headers", {}), "Authorization": f"Bearer {self.token}"}
-        policy = RetryPolicy(self.max_attempts, self.backoff_seconds, self.max_wait_seconds)
-        try:
-            response, attempt = send_with_retries(client, method, path, policy, headers=headers, **kwargs)
-        except httpx.TransportError as exc:
-            raise TinybirdError(
-                self._redact(f"{what}: {self.api_url} unreachable after {policy.attempts} attempts: {exc!r}")
-            ) from None
-        status = response.status_code
-        if status < 400:
-            return response, attempt
-        message = f"{what} failed: HTTP {status} {self._redact(_error_text(response))}"
-        if policy.retries(status):
-            raise TinybirdError(f"{message} (gave up after {attempt} attempts)", status)
-        if status == 413:
-            raise PayloadTooLarge(message, status)
-        raise TinybirdError(f"{message} (not retried: {_HINTS.get(status, 'the request was refused')})", status)
+        return send_checked(
+            _client(self.api_url.rstrip("/"), self.timeout_seconds),
+            method,
+            path,
+            RetryPolicy(self.max_attempts, self.backoff_seconds, self.max_wait_seconds),
+            what=what,
+            where=self.api_url,
+            token=self.token,
+            redact=self._redact,
+            error=_error,
+            hint=lambda status: _HINTS.get(status, "the request was refused"),
+            **kwargs,
+        )
+
+
+def _error(message: str, status: int | None) -> TinybirdError:
+    return (PayloadTooLarge if status == 413 else TinybirdError)(message, status)
 
 
 _HINTS = {
@@ -340,6 +335,7 @@ _HINTS = {
     401: "check TINYBIRD_TOKEN",
     403: "the token lacks the scope for this data source or pipe, check TINYBIRD_TOKEN",
     404: "no such data source or pipe in the workspace; push the tinybird/ folder first",
+    413: "the batch is too large",
     422: "the data does not match the data source schema",
 }
 
@@ -347,12 +343,3 @@ _HINTS = {
 def _hms(value: datetime) -> str:
     """End times print as 240000 at midnight so a day's last window sorts after its others."""
     return "240000" if value.time() == datetime.min.time() else value.strftime("%H%M%S")
-
-
-def _error_text(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-        text = body.get("error") or body.get("message") or str(body)
-    except ValueError:
-        text = response.text
-    return f"{response.reason_phrase}: {text.strip()[:500]}"
