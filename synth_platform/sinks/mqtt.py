@@ -125,6 +125,7 @@ class _Session:
         self.block_of = np.zeros(size, np.int64)  # by packet id: the serial of its message's block
         self.index_of = np.zeros(size, np.int64)  # by packet id: its message's index in that block
         self.blocks: dict[int, list] = {}  # serial -> [Packets, messages of it in flight]
+        self.serial = 0  # of the last block sent
         self.pending = 0
         self.out: deque[memoryview | bytes] = deque()  # packets queued for the socket
         self.received = b""  # the start of a packet not complete yet
@@ -158,7 +159,7 @@ class _Session:
                 self.client.connect(self.host, self.port, self.resource.keepalive_seconds)
                 if self._handshake():
                     return
-                failure = "the connection closed before the broker answered"
+                failure = "no answer (CONNACK) from the broker"
             except (OSError, ssl.SSLError) as exc:
                 failure = _reason(exc)
             if attempt == self.resource.connect_attempts:
@@ -180,7 +181,8 @@ class _Session:
             while self.out:
                 self._pump()
             return
-        serial = self.stats.messages  # unique per block of this session
+        self.serial += 1
+        serial = self.serial
         first = 0
         while first < count:
             room, wanted = self.max_in_flight - self.pending, min(self.run, count - first)
