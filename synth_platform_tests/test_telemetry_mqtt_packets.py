@@ -31,7 +31,7 @@ def number(payload: bytes) -> int:
 def test_the_window_bounds_messages_in_flight_and_ids_are_reused_only_after_their_acknowledgement():
     count, window = 70_000, 4_000  # more messages than packet ids: ids must come round again
     blocks = numbered_blocks(count, 9_000)
-    with ScriptedBroker() as broker:
+    with ScriptedBroker(quiet=0.05) as broker:  # a pause of 50 ms: the publisher has filled its window
         stats = MqttResource(url=f"mqtt://127.0.0.1:{broker.port}").publish(blocks, qos=1, max_in_flight=window)
     sent = broker.published
     assert stats.messages == count == len(sent) and stats.retries == stats.reconnects == 0
