@@ -14,6 +14,8 @@ from __future__ import annotations
 import codecs
 import io
 import itertools
+import mmap
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,7 +34,7 @@ DEFAULT_BLOCK_SIZE = 8 << 20
 class Block:
     """Records `data[starts[i]:ends[i]]` (line endings included, blank lines left out) of one stretch of a file."""
 
-    data: bytes | bytearray
+    data: bytes | memoryview
     starts: np.ndarray  # int64 offsets into data
     ends: np.ndarray
     first_line: int  # physical line number of data[0]
@@ -40,6 +42,7 @@ class Block:
     universal: bool  # CR alone counts as a line break (CSV, read as text), or only LF (NDJSON, read as bytes)
     lines: np.ndarray | None = None  # each record's line, when the csv module read the block
     fields: list[list[str]] | None = None  # each record's fields, when the csv module read the block
+    base: int | None = None  # file offset of data[0] when data is the file's bytes in place (not the csv module's)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -56,8 +59,9 @@ class Block:
         return replace(self, starts=self.starts[1:], ends=self.ends[1:], lines=lines, fields=fields)
 
 
-def _line_breaks(data: bytes, end: int, universal: bool) -> int:
+def _line_breaks(data: bytes | memoryview, end: int, universal: bool) -> int:
     """Line breaks in data[:end] as Python counts lines: LF, and for text files also CR and CRLF."""
+    data = bytes(data[:end])  # only for error messages and the csv module's blocks: a copy is fine
     lf = data.count(b"\n", 0, end)
     return lf + data.count(b"\r", 0, end) - data.count(b"\r\n", 0, end) if universal else lf
 
@@ -71,35 +75,46 @@ def record_blocks(
     scannable = fmt == "ndjson" or (len(delim) == 1 and delim not in b'"\r\n')
     with open(path, "rb") as file:
         offset = len(codecs.BOM_UTF8) if fmt == "csv" and file.read(3) == codecs.BOM_UTF8 else 0
-        file.seek(offset)
         if not scannable:
             yield from _csv_module_blocks(path, file, delimiter, block_size, offset, 1)
             return
+        size = os.fstat(file.fileno()).st_size
         scan = Scanner(fmt == "csv", delim[0])
-        line, carry, final = 1, b"", False
-        while not final:
-            data = bytearray(len(carry) + block_size)  # read straight after the carried bytes: no second copy
-            data[: len(carry)] = carry
-            got = file.readinto(memoryview(data)[len(carry) :])
-            final = got < block_size
-            del data[len(carry) + got :]
+        line, length = 1, block_size
+        while True:
+            data = _mapped(file, offset, min(length, size - offset))
+            final = offset + len(data) >= size
             found = scan(data, final)
             if found.state == IRREGULAR:  # the csv module takes over from here
                 yield from _csv_module_blocks(path, file, delimiter, block_size, offset, line)
                 return
-            if found.state == MORE:  # no record end yet: the record continues in the next read
-                carry = data
+            if found.state == MORE:  # no record end yet: the record continues past this window
+                length += block_size
                 continue
             ends, bad = found.ends, None
             if not found.utf8:  # the records before the bad one are still delivered, as when read one by one
                 bad_at, bad = _not_utf8(path, data, found.stop, line, fmt == "csv")
                 ends = ends[ends <= bad_at]
-            offset += found.stop
-            yield Block(data, found.starts[: len(ends)], ends, line, offset, fmt == "csv")
+            yield Block(data, found.starts[: len(ends)], ends, line, offset + found.stop, fmt == "csv", base=offset)
             if bad is not None:
                 raise bad
+            if final:
+                return
             line += found.breaks
-            carry = data[found.stop :]
+            offset += found.stop
+            length = block_size
+
+
+def _mapped(file: BinaryIO, offset: int, length: int) -> memoryview | bytes:
+    """file[offset:offset + length] mapped into memory, not copied. The mapping lives as long as the view (and
+    what was made from it), so only the blocks in flight count in the process's memory."""
+    if length <= 0:
+        return b""
+    start = offset - offset % mmap.ALLOCATIONGRANULARITY
+    window = mmap.mmap(file.fileno(), offset + length - start, access=mmap.ACCESS_READ, offset=start)
+    if hasattr(mmap, "MADV_WILLNEED"):  # a file not in the page cache is read ahead, not a page per fault
+        window.madvise(mmap.MADV_WILLNEED)
+    return memoryview(window)[offset - start :]
 
 
 def split_header(path: Path, blocks: Iterator[Block]) -> tuple[Block, Iterator[Block]]:
@@ -110,7 +125,9 @@ def split_header(path: Path, blocks: Iterator[Block]) -> tuple[Block, Iterator[B
     raise FileFormatError(f"{path}: empty file (a header line is required)")
 
 
-def _not_utf8(path: Path, data: bytes, stop: int, first_line: int, universal: bool) -> tuple[int, FileFormatError]:
+def _not_utf8(
+    path: Path, data: bytes | memoryview, stop: int, first_line: int, universal: bool
+) -> tuple[int, FileFormatError]:
     """The offset of the first invalid UTF-8 in data[:stop] (which has some) and the error naming its line."""
     try:
         codecs.utf_8_decode(memoryview(data)[:stop], "strict", True)

@@ -116,7 +116,7 @@ def header_and_blocks(source: Path, delimiter: str, block_size: int) -> tuple[Re
     if first.fields is not None:
         header = Record(first.line(0), first.fields[0], "")
     else:
-        raw = first.data[int(first.starts[0]) : int(first.ends[0])].decode()
+        raw = bytes(first.data[int(first.starts[0]) : int(first.ends[0])]).decode()
         header = next(csv_records(source, io.StringIO(raw, newline=""), delimiter, first.line(0)))
     names = header.fields
     dupes = sorted({n for n in names if names.count(n) > 1})

@@ -29,8 +29,9 @@ _SHORT_LETTER = np.array([_SHORT.get(b, 0) for b in range(256)], np.uint8)
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
 
 
-# what `first_misfit` checks
-BOOL_TEXT, INT_TEXT, INT_STRICT, FLOAT_TEXT, FLOAT_STRICT = 1, 2, 3, 4, 5  # STRICT: no leading zeros ("007")
+# what `first_misfit` checks. STRICT: no leading zeros ("007"). CANONICAL: an int as JSON writes it (no "+", no
+# leading zeros, no "-0"), which can be copied into the output as it is.
+BOOL_TEXT, INT_TEXT, INT_STRICT, FLOAT_TEXT, FLOAT_STRICT, INT_CANONICAL = 1, 2, 3, 4, 5, 6
 
 
 def first_misfit(column: pa.Array, grammar: int) -> int:
@@ -77,6 +78,11 @@ def _fits(data, lo, hi, grammar):
             and data[lo + 3] | 32 == 115
             and data[lo + 4] | 32 == 101
         )
+    if grammar == INT_CANONICAL:
+        i = lo + 1 if data[lo] == 45 else lo  # -
+        if i < hi and data[i] == 48:  # 0
+            return hi - lo == 1
+        return i < hi and _digits(data, i, hi) == hi
     i = lo + 1 if data[lo] == 43 or data[lo] == 45 else lo  # + -
     start = i
     i = _digits(data, i, hi)

@@ -2,8 +2,10 @@
 
 Records are copied byte for byte (a CSV record with quoted newlines stays one record in one part), so the parts,
 minus their repeated headers, concatenate back to the input; only a missing final line ending is added. Records
-come in blocks (blocks.py) and each part takes as many whole records as fit (a binary search over the block's
-cumulative record sizes), written as one slice of the block per run of adjacent records.
+come in blocks (blocks.py, which maps the file rather than reading it) and each part takes as many whole records
+as fit (a binary search over the block's cumulative record sizes). A run of adjacent records is a byte range of
+the input, copied into the part by the kernel (range_copy.py), so the data never passes through Python; only
+records the csv module read (irregular quoting) are written from memory.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from synth_platform.fileutils.blocks import DEFAULT_BLOCK_SIZE, Block, Format, record_blocks, split_header
 from synth_platform.fileutils.progress import progress
+from synth_platform.fileutils.range_copy import RangeCopier, write_all
 from synth_platform.fileutils.records import FileFormatError, atomic_output
 from synth_platform.pipelining import read_ahead
 from synth_platform.sinks.writeback import WRITEBACK_BYTES, start_writeback
@@ -58,38 +61,46 @@ def part_path(source: Path, out_dir: Path, index: int) -> Path:
     return out_dir / f"{source.stem}.part-{index:05d}{source.suffix}"
 
 
-class _Parts:
-    """The part being filled (open as an atomic output) and the parts already complete."""
+# a piece of a part: bytes in memory, or (offset, length) of the source, copied by the kernel
+Piece = memoryview | tuple[int, int]
 
-    def __init__(self, source: Path, out_dir: Path, head: bytes):
-        self.source, self.out_dir, self.head = source, out_dir, head
+
+class _Parts:
+    """The part being filled (open as an atomic output) and the parts already complete. Parts are written
+    through their file descriptor: ranges of the source are copied by the kernel (range_copy.py), the header and
+    the csv module's records from memory."""
+
+    def __init__(self, source: Path, out_dir: Path, head: bytes, copier: RangeCopier):
+        self.source, self.out_dir, self.head, self.copier = source, out_dir, head, copier
         self.done: list[Part] = []
         self._output: AbstractContextManager[BinaryIO] | None = None
-        self._out: BinaryIO | None = None
+        self._fd = -1
         self.size = self.records = self._handed_over = 0
 
-    def write(self, pieces: list[memoryview], nbytes: int, records: int) -> None:
-        if self._out is None:
+    def write(self, pieces: list[Piece], nbytes: int, records: int) -> None:
+        if self._output is None:
             self._output = atomic_output(part_path(self.source, self.out_dir, len(self.done) + 1))
-            self._out = self._output.__enter__()
-            self._out.write(self.head)
+            self._fd = self._output.__enter__().fileno()
+            write_all(self._fd, self.head)
             self.size, self.records, self._handed_over = len(self.head), 0, 0
-        self._out.writelines(pieces)
+        for piece in pieces:
+            if isinstance(piece, tuple):
+                self.copier.copy(self._fd, *piece)
+            else:
+                write_all(self._fd, piece)
         self.size += nbytes
         self.records += records
         if self.size - self._handed_over >= WRITEBACK_BYTES:
-            self._out.flush()
-            start_writeback(self._out.fileno(), self._handed_over, self.size - self._handed_over)
+            start_writeback(self._fd, self._handed_over, self.size - self._handed_over)
             self._handed_over = self.size
 
     def close(self) -> None:
         if self._output is not None:
             # synced before the rename, so a part in place is on disk; its writeback began as it grew
-            self._out.flush()
-            os.fsync(self._out.fileno())
+            os.fsync(self._fd)
             self._output.__exit__(None, None, None)
             self.done.append(Part(part_path(self.source, self.out_dir, len(self.done) + 1), self.records, self.size))
-            self._output = self._out = None
+            self._output = None
 
     def abort(self, exc: BaseException) -> None:
         if self._output is not None:
@@ -97,7 +108,7 @@ class _Parts:
 
     @property
     def room(self) -> int:
-        return self.size if self._out is not None else len(self.head)
+        return self.size if self._output is not None else len(self.head)
 
 
 def split_file(
@@ -114,8 +125,8 @@ def split_file(
     fmt = fmt or detect_format(source)
     head, blocks = _header(source, fmt, read_ahead(record_blocks(source, fmt, delimiter, block_size)))
     eol = b"\r\n" if head.endswith(b"\r\n") else b"\n"
-    parts = _Parts(source, out_dir, head)
-    with progress(source, "split", show_progress) as bar:
+    with open(source, "rb") as src, progress(source, "split", show_progress) as bar:
+        parts = _Parts(source, out_dir, head, RangeCopier(source, src.fileno()))
         try:
             for block in blocks:
                 _pack(source, block, parts, max_bytes, eol)
@@ -123,9 +134,9 @@ def split_file(
         except BaseException as exc:
             parts.abort(exc)
             raise
-    if parts.records or not parts.done:
-        parts.write([], 0, 0)  # an input without records still gives one part (the header alone for CSV)
-    parts.close()
+        if parts.records or not parts.done:
+            parts.write([], 0, 0)  # an input without records still gives one part (the header alone for CSV)
+        parts.close()
     _remove_stale(source, out_dir, len(parts.done))
     return parts.done
 
@@ -150,9 +161,10 @@ def _pack(source: Path, block: Block, parts: _Parts, max_bytes: int, eol: bytes)
             parts.close()
             continue
         cuts = [i, *breaks[np.searchsorted(breaks, i, "right") : np.searchsorted(breaks, j, "left")].tolist(), j]
-        pieces = []
+        pieces: list[Piece] = []
         for lo, hi in itertools.pairwise(cuts):
-            pieces.append(data[block.starts[lo] : block.ends[hi - 1]])
+            start, end = int(block.starts[lo]), int(block.ends[hi - 1])
+            pieces.append(data[start:end] if block.base is None else (block.base + start, end - start))
             if unended[hi - 1]:
                 pieces.append(memoryview(eol))
         parts.write(pieces, int(cumulative[j - 1]) - base, j - i)
@@ -170,7 +182,7 @@ def _header(source: Path, fmt: Format, blocks: Iterator[Block]) -> tuple[bytes, 
     if fmt == "ndjson":
         return b"", blocks
     first, blocks = split_header(source, blocks)
-    raw = first.data[int(first.starts[0]) : int(first.ends[0])]
+    raw = bytes(first.data[int(first.starts[0]) : int(first.ends[0])])
     return (raw if raw.endswith(b"\n") else raw + b"\n"), blocks
 
 
