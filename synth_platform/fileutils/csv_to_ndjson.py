@@ -28,6 +28,7 @@ from synth_platform.fileutils.csv_types import ColumnType, Inference, ValueMisma
 from synth_platform.fileutils.progress import progress
 from synth_platform.fileutils.records import FileFormatError, Record, atomic_output, csv_records
 from synth_platform.pipelining import ordered, read_ahead
+from synth_platform.sinks.writeback import Writeback
 
 In = TypeVar("In")
 Out = TypeVar("Out")
@@ -230,10 +231,13 @@ def csv_to_ndjson(
 
     rows = written = 0
     with _output(target) as out, progress(source, "converting", show_progress) as bar:
+        writeback = Writeback(out) if target is not None else None
         for block, n, text in _in_order(render, parsed, jobs):
             if text is not None:
                 out.write(text)
                 written += len(text)
+                if writeback is not None:
+                    writeback.grew(written)
             rows += n
             bar.update(block.stop - bar.n)
     return Converted(rows, written, dict(types))

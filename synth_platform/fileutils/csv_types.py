@@ -27,7 +27,9 @@ ColumnType = Literal["string", "int", "float", "bool"]
 # int: [+-]?[0-9]+, float: [+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?, bool: true/false in any case.
 _INFERRED = {"bool": kernels.BOOL_TEXT, "int": kernels.INT_STRICT, "float": kernels.FLOAT_STRICT}
 _DECLARED = {"bool": kernels.BOOL_TEXT, "int": kernels.INT_TEXT, "float": kernels.FLOAT_TEXT}
-_CANONICAL = {"int": kernels.INT_CANONICAL}
+# values orjson writes in the digits they have: copied (ints) or copied without trailing zeros (floats)
+_CANONICAL = {"int": kernels.INT_CANONICAL, "float": kernels.FLOAT_FIXED}
+_COPIED = {"int": kernels.RAW, "float": kernels.DECIMAL}
 _INT64 = 2**63
 _NUMBER = {"int": pa.int64(), "float": pa.float64()}
 
@@ -96,8 +98,8 @@ def json_column(
     `checked` every value, raises ValueMismatch for the first value that does not fit `type_`."""
     if type_ == "string":
         return column, kernels.STRING | (kernels.NULL_IF_EMPTY if empty_as_null else 0)
-    if type_ == "int" and _first_misfit(column, type_, _CANONICAL) < 0:
-        return column, kernels.RAW | kernels.NULL_IF_EMPTY  # every value is already spelled as orjson writes it
+    if type_ in _CANONICAL and _first_misfit(column, type_, _CANONICAL) < 0:
+        return column, _COPIED[type_] | kernels.NULL_IF_EMPTY  # no conversion: the text says it already
     empty = pc.equal(column, "")
     bad = -1 if checked else _first_misfit(column, type_, _DECLARED)
     if bad >= 0:

@@ -19,7 +19,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-RAW, STRING, BOOL = 0, 1, 2
+RAW, STRING, BOOL, DECIMAL = 0, 1, 2, 3
 NULL_IF_EMPTY = 8
 
 _SHORT = {ord('"'): ord('"'), ord("\\"): ord("\\"), 8: ord("b"), 9: ord("t"), 10: ord("n"), 12: ord("f"), 13: ord("r")}
@@ -29,9 +29,10 @@ _SHORT_LETTER = np.array([_SHORT.get(b, 0) for b in range(256)], np.uint8)
 _HEX = np.frombuffer(b"0123456789abcdef", np.uint8).copy()
 
 
-# what `first_misfit` checks. STRICT: no leading zeros ("007"). CANONICAL: an int as JSON writes it (no "+", no
-# leading zeros, no "-0"), which can be copied into the output as it is.
-BOOL_TEXT, INT_TEXT, INT_STRICT, FLOAT_TEXT, FLOAT_STRICT, INT_CANONICAL = 1, 2, 3, 4, 5, 6
+# what `first_misfit` checks. STRICT: no leading zeros ("007"). CANONICAL: an int as orjson writes it (no "+",
+# no leading zeros, no "-0"), copied into the output as it is. FIXED: a float orjson writes in the same digits
+# (see `_fixed_decimal`), rendered as DECIMAL.
+BOOL_TEXT, INT_TEXT, INT_STRICT, FLOAT_TEXT, FLOAT_STRICT, INT_CANONICAL, FLOAT_FIXED = 1, 2, 3, 4, 5, 6, 7
 
 
 def first_misfit(column: pa.Array, grammar: int) -> int:
@@ -78,6 +79,8 @@ def _fits(data, lo, hi, grammar):
             and data[lo + 3] | 32 == 115
             and data[lo + 4] | 32 == 101
         )
+    if grammar == FLOAT_FIXED:
+        return _fixed_decimal(data, lo, hi)
     if grammar == INT_CANONICAL:
         i = lo + 1 if data[lo] == 45 else lo  # -
         if i < hi and data[i] == 48:  # 0
@@ -112,6 +115,49 @@ def _fits(data, lo, hi, grammar):
             return False
         i += exponent
     return i == hi
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _fixed_decimal(data, lo, hi):
+    """Whether data[lo:hi] is -?(0|[1-9][0-9]*)(.[0-9]+)? with at most 15 digits before the point, at most 15
+    significant digits and, unless it is zero, at least 0.0001. Such a float reads back from its shortest round
+    trip in the same digits (15 significant digits always do), which orjson writes in fixed notation (it does from
+    1e-5 to below 1e16): its output is the text without trailing zeros after the point (`_decimal_end`)."""
+    i = lo + 1 if data[lo] == 45 else lo  # -
+    start = i
+    i = _digits(data, i, hi)
+    whole = i - start
+    if whole == 0 or whole > 15 or (whole > 1 and data[start] == 48):
+        return False
+    if i == hi:
+        return True
+    fraction = i + 1
+    if data[i] != 46 or fraction == hi or _digits(data, fraction, hi) != hi:
+        return False
+    end = hi
+    while end > fraction and data[end - 1] == 48:
+        end -= 1
+    if whole > 1 or data[start] != 48:
+        return whole + end - fraction <= 15
+    first = fraction  # 0.xxx: its first significant digit
+    while first < end and data[first] == 48:
+        first += 1
+    return first == end or (first - fraction <= 3 and end - first <= 15)
+
+
+@numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
+def _decimal_end(data, lo, hi):
+    """For a FLOAT_FIXED text: the end of what is copied (trailing zeros after the point left out) and what
+    follows it, as orjson writes the float: 0 nothing, 1 "0" (the point was kept), 2 ".0" (there was no point)."""
+    point = lo
+    while point < hi and data[point] != 46:
+        point += 1
+    if point == hi:
+        return hi, 2
+    end = hi
+    while end > point + 1 and data[end - 1] == 48:
+        end -= 1
+    return (end, 0) if end > point + 1 else (end, 1)
 
 
 def render(columns: list[tuple[pa.Array, int]], literals: list[bytes]) -> np.ndarray:
@@ -149,6 +195,9 @@ def _size(data, offsets, kinds, literal_at, escaped_size):
                 total += hi - lo
             elif kind == BOOL:
                 total += 4 if data[lo] | 32 == 116 else 5  # "t"
+            elif kind == DECIMAL:
+                end, suffix = _decimal_end(data, lo, hi)
+                total += end - lo + suffix
             else:
                 total += 2
                 for i in range(lo, hi):
@@ -183,6 +232,17 @@ def _write(out, data, offsets, kinds, literals, literal_at, escaped_size, short_
                 else:
                     out[c], out[c + 1], out[c + 2], out[c + 3], out[c + 4] = 102, 97, 108, 115, 101  # false
                     c += 5
+            elif kind == DECIMAL:
+                end, suffix = _decimal_end(data, lo, hi)
+                for i in range(lo, end):
+                    out[c] = data[i]
+                    c += 1
+                if suffix == 2:
+                    out[c] = 46  # .
+                    c += 1
+                if suffix:
+                    out[c] = 48  # 0
+                    c += 1
             else:
                 out[c] = 34
                 c += 1

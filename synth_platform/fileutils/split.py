@@ -26,7 +26,7 @@ from synth_platform.fileutils.progress import progress
 from synth_platform.fileutils.range_copy import RangeCopier, write_all
 from synth_platform.fileutils.records import FileFormatError, atomic_output
 from synth_platform.pipelining import read_ahead
-from synth_platform.sinks.writeback import WRITEBACK_BYTES, start_writeback
+from synth_platform.sinks.writeback import Writeback
 
 _SUFFIX_FORMATS: dict[str, Format] = {".csv": "csv", ".ndjson": "ndjson", ".jsonl": "ndjson"}
 _UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
@@ -75,14 +75,16 @@ class _Parts:
         self.done: list[Part] = []
         self._output: AbstractContextManager[BinaryIO] | None = None
         self._fd = -1
-        self.size = self.records = self._handed_over = 0
+        self._writeback: Writeback | None = None
+        self.size = self.records = 0
 
     def write(self, pieces: list[Piece], nbytes: int, records: int) -> None:
         if self._output is None:
             self._output = atomic_output(part_path(self.source, self.out_dir, len(self.done) + 1))
-            self._fd = self._output.__enter__().fileno()
+            out = self._output.__enter__()
+            self._fd, self._writeback = out.fileno(), Writeback(out)
             write_all(self._fd, self.head)
-            self.size, self.records, self._handed_over = len(self.head), 0, 0
+            self.size, self.records = len(self.head), 0
         for piece in pieces:
             if isinstance(piece, tuple):
                 self.copier.copy(self._fd, *piece)
@@ -90,9 +92,7 @@ class _Parts:
                 write_all(self._fd, piece)
         self.size += nbytes
         self.records += records
-        if self.size - self._handed_over >= WRITEBACK_BYTES:
-            start_writeback(self._fd, self._handed_over, self.size - self._handed_over)
-            self._handed_over = self.size
+        self._writeback.grew(self.size)
 
     def close(self) -> None:
         if self._output is not None:

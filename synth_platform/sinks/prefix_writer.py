@@ -26,7 +26,7 @@ import google_crc32c
 import orjson
 
 from synth_platform.sinks.stores import TMP_SUFFIX, Store, UploadFailed, crc32c_b64, short_reason
-from synth_platform.sinks.writeback import WRITEBACK_BYTES, start_writeback
+from synth_platform.sinks.writeback import Writeback
 
 MANIFEST = "_manifest.json"
 
@@ -84,16 +84,14 @@ class StagedFile:
         self.bytes = 0
         self.rows = 0
         self.extra: dict[str, Any] = {}
-        self._handed_over = 0  # bytes whose writeback has been started
+        self._writeback = Writeback(self.handle) if durable else None
 
     def write(self, data: bytes | memoryview) -> None:
         self.handle.write(data)
         self.crc.update(data)
         self.bytes += len(data)
-        if self.durable and self.bytes - self._handed_over >= WRITEBACK_BYTES:
-            self.handle.flush()
-            start_writeback(self.handle.fileno(), self._handed_over, self.bytes - self._handed_over)
-            self._handed_over = self.bytes
+        if self._writeback is not None:
+            self._writeback.grew(self.bytes)
 
     def close(self) -> None:
         if self.durable and not self.handle.closed:
