@@ -27,6 +27,7 @@ import numpy as np
 import orjson
 
 from synth_platform.sinks.files import BucketResource
+from synth_platform.sinks.writeback import Writeback
 from synth_platform.specs.meters import Fleet, MetersSpec, Output
 from synth_platform.streams.meters import write_readings_window
 from synth_platform.world.devices import building_type_index, device_scale
@@ -120,14 +121,18 @@ def dumps_only_writer(root: Path, spec: MetersSpec) -> tuple[int, float]:
     return rows, time.perf_counter() - started
 
 
-def sequential_write(path: Path, nbytes: int) -> float:
-    """Seconds to write `nbytes` to a new file in 8 MB blocks and fsync it."""
+def sequential_write(path: Path, nbytes: int, handed_over: bool = False) -> float:
+    """Seconds to write `nbytes` to a new file in 8 MB blocks and fsync it (`handed_over`: handed to the disk every
+    16 MB as it grows, as the project's local writers do)."""
     block = np.random.default_rng(0).integers(0, 256, 8 << 20, dtype=np.uint8).tobytes()
     started = time.perf_counter()
     with open(path, "wb", buffering=0) as f:
+        writeback = Writeback(f) if handed_over else None
         left = nbytes
         while left > 0:
             left -= f.write(block[: min(left, len(block))])
+            if writeback is not None:
+                writeback.grew(nbytes - left)
         os.fsync(f.fileno())
     seconds = time.perf_counter() - started
     path.unlink()
@@ -149,6 +154,7 @@ import resource, sys, time
 from pathlib import Path
 from synth_platform.streams.meters import write_readings_window
 from synth_platform.sinks.files import BucketResource
+from synth_platform.sinks.writeback import Writeback
 from synth_platform.specs.meters import Fleet, MetersSpec
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.windows import Window
