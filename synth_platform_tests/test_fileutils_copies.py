@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from synth_platform.fileutils import kernels
 from synth_platform.fileutils.csv_to_ndjson import csv_to_ndjson
 from synth_platform.fileutils.csv_types import json_column
+from synth_platform.fileutils.records import FileFormatError
 from synth_platform.fileutils.split import split_file
 
 HEADER = b"id,text,n\r\n"
@@ -190,3 +191,10 @@ def test_converter_output_with_canonical_numbers(tmp_path: Path) -> None:
     assert out.read_bytes() == (
         b'{"id":1,"amount":117684.0}\n{"id":-2,"amount":0.5}\n{"id":3,"amount":null}\n{"id":null,"amount":7.0}\n'
     )
+
+
+def test_a_pipe_is_refused_clearly(tmp_path: Path) -> None:
+    fifo = tmp_path / "in.ndjson"
+    os.mkfifo(fifo)
+    with pytest.raises(FileFormatError, match="not a regular file"):
+        split_file(fifo, tmp_path / "parts", 1000)

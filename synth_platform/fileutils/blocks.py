@@ -1,9 +1,11 @@
 """Records of a CSV or NDJSON file found block by block, without a Python loop per record.
 
-A block is a large read that ends on a record boundary (the rest of the read waits for the next block), so memory
-is bounded by the block size (or the largest record) however big the file is. Record ends are found by one
-compiled pass (record_scan.py): newlines for NDJSON; for CSV newlines outside quotes, told by the parity of the
-quotes before them, which holds only for RFC 4180 quoting with LF or CRLF line ends. A block with a quote inside an
+A block is a large stretch of the file, mapped into memory rather than read (nothing is copied), that ends on a
+record boundary (the next block starts there), so memory is bounded by the block size (or the largest record)
+however big the file is. The file must not be truncated meanwhile: a mapped page beyond its end stops the process
+(SIGBUS). Record ends are found by one compiled pass (record_scan.py): newlines for NDJSON; for CSV newlines
+outside quotes, told by the parity of the quotes before them, which holds only for RFC 4180 quoting with LF or
+CRLF line ends. A block with a quote inside an
 unquoted field (`5'10"`, which the csv module keeps as text), a bare CR line ending, an unterminated quote or a
 closing quote followed by text is handed, from its first byte to the end of the file, to the csv module, which
 reads it exactly as before or reports the error with its line.
@@ -16,6 +18,7 @@ import io
 import itertools
 import mmap
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,7 +73,14 @@ def record_blocks(
     path: Path, fmt: Format, delimiter: str = ",", block_size: int = DEFAULT_BLOCK_SIZE
 ) -> Iterator[Block]:
     """Blocks of whole records of `path`, in file order. A CSV byte-order mark is skipped (as utf-8-sig does);
-    invalid UTF-8 fails with its line."""
+    invalid UTF-8 fails with its line. A path that is not a regular file fails at once (opening a pipe would wait
+    for its writer)."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise FileFormatError(f"{path}: not a regular file (a pipe or a device cannot be mapped; save it first)")
+    return _record_blocks(path, fmt, delimiter, block_size)
+
+
+def _record_blocks(path: Path, fmt: Format, delimiter: str, block_size: int) -> Iterator[Block]:
     delim = delimiter.encode()
     scannable = fmt == "ndjson" or (len(delim) == 1 and delim not in b'"\r\n')
     with open(path, "rb") as file:
