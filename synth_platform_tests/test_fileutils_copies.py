@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from synth_platform.fileutils import kernels
 from synth_platform.fileutils.csv_to_ndjson import csv_to_ndjson
 from synth_platform.fileutils.csv_types import json_column
+from synth_platform.fileutils.range_copy import RangeCopier
 from synth_platform.fileutils.records import FileFormatError
 from synth_platform.fileutils.split import split_file
 
@@ -65,9 +66,14 @@ def _refuse(*_args) -> int:
     raise OSError(errno.EXDEV, "Invalid cross-device link")
 
 
+def _copy_nothing(*_args) -> int:
+    return 0  # what some filesystems answer instead of refusing
+
+
+@pytest.mark.parametrize("refusal", [_refuse, _copy_nothing])
 @pytest.mark.parametrize("refused", [["copy_file_range"], ["copy_file_range", "sendfile"]])
 def test_parts_are_the_same_when_the_kernel_refuses_to_copy(
-    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: list[str]
+    source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refused: list[str], refusal
 ) -> None:
     calls = {"sendfile": 0, "pread": 0}
     for name in calls:
@@ -79,7 +85,7 @@ def test_parts_are_the_same_when_the_kernel_refuses_to_copy(
 
         monkeypatch.setattr(os, name, counted)
     for name in refused:
-        monkeypatch.setattr(os, name, _refuse)
+        monkeypatch.setattr(os, name, refusal)
     assert _split(source, tmp_path / "parts", 2000, block_size=1500) == greedy_parts(RECORDS, HEADER, 2000)
     # the first method the kernel accepts does the copies
     assert (calls["sendfile"] > 0) == (refused == ["copy_file_range"])
@@ -198,3 +204,13 @@ def test_a_pipe_is_refused_clearly(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     with pytest.raises(FileFormatError, match="not a regular file"):
         split_file(fifo, tmp_path / "parts", 1000)
+
+
+def test_a_range_past_the_end_of_the_source_fails(source: Path, tmp_path: Path) -> None:
+    """A source that shrank after its records were found: every method copies nothing, and that is an error."""
+    size = source.stat().st_size
+    with open(source, "rb") as src, open(tmp_path / "out", "wb") as out:
+        copier = RangeCopier(source, src.fileno())
+        with pytest.raises(OSError, match="changed while being read"):
+            copier.copy(out.fileno(), size - 10, 20)
+    assert (tmp_path / "out").read_bytes() == source.read_bytes()[-10:]

@@ -3,7 +3,7 @@
 `copy_file_range` copies page-cache pages to page-cache pages (or shares blocks, on filesystems that can); where
 the kernel refuses it (an older kernel, two filesystems it will not copy across, a filesystem without it),
 `sendfile` does the same copy, and where that is refused too, `pread` + `write` in 8 MB pieces. A method refused
-once is not tried again for the same source.
+(or copying nothing, as some filesystems answer) is not tried again for the same source.
 """
 
 from __future__ import annotations
@@ -35,8 +35,11 @@ class RangeCopier:
                     raise
                 self.methods.pop(0)
                 continue
-            if done == 0:  # the file ended early: it shrank since its records were found
-                raise OSError(errno.EIO, f"{self.source} changed while being read (it ended at byte {offset})")
+            if done == 0:  # nothing copied: some filesystems answer so instead of refusing; or the file shrank
+                if len(self.methods) == 1:
+                    raise OSError(errno.EIO, f"{self.source} changed while being read (it ended at byte {offset})")
+                self.methods.pop(0)
+                continue
             offset += done
             length -= done
 
