@@ -214,3 +214,16 @@ def test_a_range_past_the_end_of_the_source_fails(source: Path, tmp_path: Path) 
         with pytest.raises(OSError, match="changed while being read"):
             copier.copy(out.fileno(), size - 10, 20)
     assert (tmp_path / "out").read_bytes() == source.read_bytes()[-10:]
+
+
+def test_the_longest_lines_fit_the_room_rendering_reserves(tmp_path: Path) -> None:
+    """Every byte escaped as \\u00XX, `false`, `null` and `.0` added: the most each value can grow."""
+    source = tmp_path / "in.csv"
+    rows = [["\x01\x1f" * 50, "false", "", "7"], ["\x02", "FALSE", "", "-0"]]
+    with open(source, "w", encoding="utf-8", newline="") as f:
+        csv.writer(f, lineterminator="\n").writerows([["s", "b", "n", "x"], *rows])
+    out = tmp_path / "out.ndjson"
+    csv_to_ndjson(source, out, {"s": "string", "b": "bool", "n": "int", "x": "float"})
+    assert out.read_bytes() == b"".join(
+        orjson.dumps({"s": s, "b": False, "n": None, "x": float(x)}) + b"\n" for s, _, _, x in rows
+    )
