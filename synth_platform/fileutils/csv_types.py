@@ -100,12 +100,12 @@ def json_column(
         return column, kernels.STRING | (kernels.NULL_IF_EMPTY if empty_as_null else 0)
     if type_ in _CANONICAL and _first_misfit(column, type_, _CANONICAL) < 0:
         return column, _COPIED[type_] | kernels.NULL_IF_EMPTY  # no conversion: the text says it already
-    empty = pc.equal(column, "")
     bad = -1 if checked else _first_misfit(column, type_, _DECLARED)
     if bad >= 0:
         raise ValueMismatch(bad, column[bad].as_py(), type_)
     if type_ == "bool":
         return column, kernels.BOOL | kernels.NULL_IF_EMPTY
+    empty = pc.equal(column, "")
     any_empty = pc.any(empty).as_py()
     digits = pc.if_else(empty, "0", column) if any_empty else column
     if pc.any(pc.starts_with(digits, "+")).as_py():  # Arrow's parser takes no leading "+"
