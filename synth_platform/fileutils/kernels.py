@@ -6,8 +6,9 @@ regular expression engine took several times longer.
 
 Rendering: NDJSON lines from typed CSV columns in one pass, as `sinks/ndjson.py` does for meter readings.
 Each column arrives as Arrow string data plus how to write it: as is (numbers, already in orjson's spelling), as a
-JSON string (quoted, escaped as orjson escapes: `\\"`, `\\\\`, the short escapes, other control characters as
-\\u00XX, everything else unchanged) or as a bool (`true` when the text starts with t/T, the text being a checked
+decimal (a float's text without trailing zeros after the point, `.0` added to a whole number), as a JSON string
+(quoted, escaped as orjson escapes: `\\"`, `\\\\`, the short escapes, other control characters as \\u00XX,
+everything else unchanged) or as a bool (`true` when the text starts with t/T, the text being a checked
 true/false). An empty field is `null` when the column says so. Joining the columns with pyarrow compute took a
 pass per column and per escaped character; this pass reads each field once and releases the GIL, so blocks
 render on several threads. The first call in a fresh checkout compiles for a few seconds and caches the result.
@@ -120,9 +121,10 @@ def _fits(data, lo, hi, grammar):
 @numba.njit(cache=True, nogil=True, boundscheck=False, inline="always")
 def _fixed_decimal(data, lo, hi):
     """Whether data[lo:hi] is -?(0|[1-9][0-9]*)(.[0-9]+)? with at most 15 digits before the point, at most 15
-    significant digits and, unless it is zero, at least 0.0001. Such a float reads back from its shortest round
-    trip in the same digits (15 significant digits always do), which orjson writes in fixed notation (it does from
-    1e-5 to below 1e16): its output is the text without trailing zeros after the point (`_decimal_end`)."""
+    significant digits and, unless it is zero, at least 0.0001. The float read from such a text has the text's
+    digits as its shortest round trip (any decimal of at most 15 significant digits does), and orjson writes it in
+    fixed notation (it does from 1e-5 to below 1e16): the text without trailing zeros after the point is what
+    orjson writes (`_decimal_end`)."""
     i = lo + 1 if data[lo] == 45 else lo  # -
     start = i
     i = _digits(data, i, hi)
