@@ -14,7 +14,7 @@ from synth_platform.definitions import build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.specs.loader import SpecError
-from synth_platform.streams.meters import day_manifests, read_table
+from synth_platform.streams.meters import read_table, window_manifests
 from synth_platform.world.meter_ids import id_numbers, id_strings
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
@@ -71,7 +71,7 @@ def test_meter_minutes_from_the_delivered_files_feed_top_devices(config_dir, sql
 
     # brute force over the delivered files: per meter-minute readings, zeros, max power and its first time
     bucket = defs.resources["bucket"]
-    _, manifests, _ = day_manifests(bucket, Window.for_day(DAYS[0]))
+    _, manifests, _ = window_manifests(bucket, Window.for_day(DAYS[0]))
     fleet = {m: i + 1 for i, m in enumerate(_fleet_ids(platform))}
     best: dict[tuple[int, datetime], list] = {}
     for prefix, body in manifests:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -18,20 +18,20 @@ from synth_platform.domains import load_platform
 from synth_platform.sinks.files import BucketResource, window_prefix
 from synth_platform.sinks.prefix_writer import MANIFEST
 from synth_platform.specs.meters import load_meters
-from synth_platform.streams.meters import write_readings_window
+from synth_platform.streams import meters as meter_stream
+from synth_platform.streams.meters import manifest_problems, write_readings_window
 from synth_platform.world.late_slices import arrives_with, delay_slices, delivered_with, late_count
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.gcs_emulator import fail_uploads
-from synth_platform_tests.runs import checks_passed, run_days
+from synth_platform_tests.runs import checks_of, checks_passed, run_days
 from synth_platform_tests.s3_server import puts
 
 DAYS = ["2026-03-01", "2026-03-02"]
-CHECKS = "meter_checks"
+READINGS_JOB = "meter_readings_only"  # rewrites the readings (their checks run in the step) and nothing else
 METERS = 12
-READING_CHECKS = ("manifest_matches_objects", "row_count", "power_agreement")
 
 
 def make_defs(config_dir: Path, monkeypatch, bucket_url: str, domains=("meters",), **meters) -> dg.Definitions:
@@ -41,9 +41,8 @@ def make_defs(config_dir: Path, monkeypatch, bucket_url: str, domains=("meters",
                                              "output.meters_per_part": 5, **meters})  # fmt: skip
     monkeypatch.setenv("SYNTH_BUCKET_URL", bucket_url)
     defs = build_definitions(load_platform(config_dir))
-    keys = [dg.AssetCheckKey(dg.AssetKey("meter_readings"), n) for n in READING_CHECKS]
-    checks = dg.define_asset_job(CHECKS, selection=dg.AssetSelection.checks(*keys))
-    return dg.Definitions.merge(defs, dg.Definitions(jobs=[checks]))
+    readings = dg.define_asset_job(READINGS_JOB, selection=dg.AssetSelection.assets("meter_readings"))
+    return dg.Definitions.merge(defs, dg.Definitions(jobs=[readings]))
 
 
 def snapshot(bucket: BucketResource, prefix: str = "meter_readings/") -> dict[str, str]:
@@ -82,9 +81,22 @@ def test_range_run_writes_daily_parts_with_manifests(config_dir, monkeypatch, in
     assert all("preview" in m for m in per_day)
     fleet = bucket.manifest("meter_fleet/")
     assert fleet["rows"] == METERS
-    assert checks_passed(result)["ids_unique"] is True
-    assert checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS)) == {
-        "manifest_matches_objects": True, "row_count": True, "power_agreement": True,
+    checks = checks_of(result)  # evaluated in the writing steps, over the two days they wrote
+    assert {n: c.passed for n, c in checks.items()} == {
+        "ids_unique": True, "manifest_matches_objects": True, "row_count": True, "power_agreement": True,
+    }  # fmt: skip
+    assert checks["row_count"].metadata["rows"].value == 2 * METERS * 1440
+    assert checks["row_count"].metadata["scope"].value == "day"
+    assert checks["manifest_matches_objects"].metadata["files_checked"].value == 2 * 3
+
+
+def test_a_failing_blocking_check_fails_the_writing_step(config_dir, monkeypatch, instance, local_url):
+    defs = make_defs(config_dir, monkeypatch, local_url)
+    monkeypatch.setattr(meter_stream, "expected_rows", lambda *_: 1)  # the spec now asks for other rows
+    result = run_days(defs, instance, DAYS[0], raise_on_error=False)
+    assert not result.success  # row_count is blocking
+    assert checks_passed(result) == {
+        "ids_unique": True, "manifest_matches_objects": True, "row_count": False, "power_agreement": True,
     }  # fmt: skip
 
 
@@ -95,10 +107,11 @@ def test_rematerializing_gives_the_same_bytes_and_removes_stale_files(config_dir
     before = snapshot(bucket)
     stale = Path(local_url) / "meter_readings" / f"dt={DAYS[0]}" / "part-00009.ndjson.gz"
     stale.write_bytes(b"left over")
-    assert checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS, raise_on_error=False))[
-        "manifest_matches_objects"] is False  # fmt: skip
-    assert run_days(defs, instance, DAYS[0]).success
+    problems, _ = manifest_problems(bucket, [Window.for_day(DAYS[0])])  # what manifest_matches_objects reports
+    assert problems == [f"{bucket.uri(f'meter_readings/dt={DAYS[0]}/part-00009.ndjson.gz')}: not in any manifest"]
+    result = run_days(defs, instance, DAYS[0])
     assert snapshot(bucket) == before and not stale.exists()
+    assert checks_passed(result)["manifest_matches_objects"] is True
 
 
 @pytest.mark.parametrize("file_format", ["ndjson", "ndjson.gz", "parquet"])
@@ -121,7 +134,7 @@ def test_agreement_with_power_usage_in_the_database(config_dir, monkeypatch, ins
     edit_yaml(config_dir / "power.yaml", **{"usage.interval_minutes": 20})
     defs = make_defs(config_dir, monkeypatch, local_url, domains=("power", "meters"))
     assert run_days(defs, instance, DAYS[0]).success
-    result = run_days(defs, instance, DAYS[0], job=CHECKS)
+    result = run_days(defs, instance, DAYS[0], job=READINGS_JOB)  # power_usage is in the database now
     evaluation = next(e for e in result.get_asset_check_evaluations() if e.check_name == "power_agreement")
     assert evaluation.passed
     assert evaluation.metadata["meter_hours_compared"].value > 8 * 24 // 4
@@ -134,20 +147,26 @@ def test_live_slices_then_the_whole_day(config_dir, monkeypatch, instance, local
                      **{"faults.gap_probability": 0.5, "faults.zero_probability": 0.01})  # fmt: skip
     day = Window.for_day(DAYS[0])
     bucket = BucketResource(url=local_url)
-    for start, end in (("00:00", "00:10"), ("00:10", "00:20")):
-        tags = {LIVE_WINDOW_START_TAG: f"{DAYS[0]}T{start}:00+00:00", LIVE_WINDOW_END_TAG: f"{DAYS[0]}T{end}:00+00:00"}
-        assert run_days(defs, instance, DAYS[0], job="live_meter_readings", tags=tags).success
-    slices = sorted({n.split("/")[2] for n in bucket.list(f"meter_readings/dt={DAYS[0]}/slice=")})
-    assert slices == ["slice=000000-001000", "slice=001000-002000"]
     platform = load_platform(config_dir)
     spec, seed = platform.get("meters"), platform.world.seed
+    for start, end in (("00:00", "00:10"), ("00:10", "00:20")):
+        tags = {LIVE_WINDOW_START_TAG: f"{DAYS[0]}T{start}:00+00:00", LIVE_WINDOW_END_TAG: f"{DAYS[0]}T{end}:00+00:00"}
+        live = run_days(defs, instance, DAYS[0], job="live_meter_readings", tags=tags)
+        checks = checks_of(live)  # on the slice just written
+        assert all(c.passed for c in checks.values()) and {"row_count", "manifest_matches_objects"} <= set(checks)
+        assert checks["row_count"].metadata["scope"].value == "window"
+        written = Window(*(datetime.fromisoformat(t) for t in tags.values()))
+        assert checks["row_count"].metadata["rows"].value == expected_rows(spec, seed, written) > 0
+    slices = sorted({n.split("/")[2] for n in bucket.list(f"meter_readings/dt={DAYS[0]}/slice=")})
+    assert slices == ["slice=000000-001000", "slice=001000-002000"]
     sliced = [bucket.manifest(f"meter_readings/dt={DAYS[0]}/{s}/") for s in slices]
     first_20 = Window(day.start, day.start.replace(minute=20))
     assert sum(m["rows"] for m in sliced) == expected_rows(spec, seed, first_20)
     live_lines = b"".join(gzip.decompress(bucket.read_bytes(f"meter_readings/dt={DAYS[0]}/{s}/part-0000{p}.ndjson.gz"))
                           for p in range(3) for s in slices)  # fmt: skip
 
-    assert run_days(defs, instance, DAYS[0]).success  # the whole day replaces its slices
+    whole_day = run_days(defs, instance, DAYS[0])  # the whole day replaces its slices
+    assert whole_day.success and all(checks_passed(whole_day).values())
     assert not bucket.list(f"meter_readings/dt={DAYS[0]}/slice=")
     manifest = bucket.manifest(f"meter_readings/dt={DAYS[0]}/")
     assert manifest["rows"] == expected_rows(spec, seed, day)
@@ -156,7 +175,6 @@ def test_live_slices_then_the_whole_day(config_dir, monkeypatch, instance, local
                          for p in range(3))  # fmt: skip
     early = {line for line in day_lines.splitlines() if orjson.loads(line)["timestamp"] < f"{DAYS[0]}T00:20"}
     assert early == set(live_lines.splitlines())  # the backfill equals the union of the live windows
-    assert all(checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS)).values())
 
 
 def slice_folders(bucket: BucketResource, day: str) -> set[str]:
@@ -187,7 +205,7 @@ def test_late_slices_arrive_with_a_later_live_window(config_dir, monkeypatch, in
     for window, due in zip(windows, plan, strict=True):
         tags = {LIVE_WINDOW_START_TAG: window.start.isoformat(), LIVE_WINDOW_END_TAG: window.end.isoformat()}
         result = run_days(defs, instance, DAYS[0], job="live_meter_readings", tags=tags)
-        assert result.success
+        assert result.success and all(checks_passed(result).values())  # what arrived: on time and late slices
         delivered |= set(due)
         assert slice_folders(bucket, DAYS[0]) == {folder(w) for w in delivered}  # a held slice is absent until due
         meta = result.asset_materializations_for_node("meter_readings")[0].metadata
@@ -212,7 +230,8 @@ def test_late_slices_arrive_with_a_later_live_window(config_dir, monkeypatch, in
     live_lines = b"".join(gzip.decompress(raw) for w in sorted(delivered)
                           for raw in data_files(bucket, window_prefix("meter_readings", w)).values())  # fmt: skip
 
-    assert run_days(defs, instance, DAYS[0]).success  # the whole day replaces its slices
+    whole_day = run_days(defs, instance, DAYS[0])  # the whole day replaces its slices
+    assert whole_day.success and all(checks_passed(whole_day).values())
     assert not slice_folders(bucket, DAYS[0])
     manifest = bucket.manifest(f"meter_readings/dt={DAYS[0]}/")
     assert manifest["rows"] == expected_rows(spec, seed, day)
@@ -224,7 +243,6 @@ def test_late_slices_arrive_with_a_later_live_window(config_dir, monkeypatch, in
     early = {line for line in day_lines.splitlines()
              if any(lo <= orjson.loads(line)["timestamp"] < hi for lo, hi in covered)}  # fmt: skip
     assert early == set(live_lines.splitlines())  # the backfill equals the union of the delivered live slices
-    assert all(checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS)).values())
 
 
 def test_a_late_slice_already_held_by_a_written_window_is_skipped(config_dir, tmp_path):
@@ -253,17 +271,17 @@ def test_gcs_bucket_idempotent_and_upload_failure(config_dir, monkeypatch, insta
     assert len(before) == METERS + 1
     one = next(n for n in before if n.endswith(".ndjson.gz"))
     assert set(orjson.loads(gzip.decompress(bucket.read_bytes(one)).splitlines()[0])) == {"timestamp", "reading"}
-    assert run_days(defs, instance, DAYS[0]).success
+    again = run_days(defs, instance, DAYS[0])
     assert snapshot(bucket) == before
-    assert all(checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS)).values())
+    assert all(checks_passed(again).values())
 
     victim = one.rsplit("/", 1)[1].removesuffix(".ndjson.gz")
     with fail_uploads(victim):
         failed = run_days(defs, instance, DAYS[0], raise_on_error=False)
     assert not failed.success
     assert bucket.manifest(f"meter_readings/dt={DAYS[0]}/") is None  # incomplete, never a manifest over a gap
-    results = checks_passed(run_days(defs, instance, DAYS[0], job=CHECKS, raise_on_error=False))
-    assert results["manifest_matches_objects"] is False
+    problems, _ = manifest_problems(bucket, [Window.for_day(DAYS[0])])  # what manifest_matches_objects says
+    assert any(p.endswith("no manifest (missing or incomplete)") for p in problems)
     assert run_days(defs, instance, DAYS[0]).success  # the retry completes the day
     assert snapshot(bucket) == before
 
@@ -272,14 +290,14 @@ def test_s3_bucket_idempotent_manifest_last_and_upload_failure(config_dir, monke
     url = f"s3://{s3.bucket}/data"
     defs = make_defs(config_dir, monkeypatch, url)
     with puts() as stored:
-        assert run_days(defs, instance, DAYS[0], DAYS[1]).success
+        both = run_days(defs, instance, DAYS[0], DAYS[1])
+    assert all(checks_passed(both).values()) and len(checks_of(both)) == 4
     bucket = BucketResource(url=url)
     before = snapshot(bucket)
     assert {n.split("/")[1] for n in before} == {f"dt={d}" for d in DAYS} and len(before) == 2 * 4
     for day in DAYS:  # each day's manifest is stored after every file it lists
         names = [k for k in stored if f"/dt={day}/" in k]
         assert names[-1].endswith(MANIFEST) and len(names) == 4
-    assert all(checks_passed(run_days(defs, instance, DAYS[0], DAYS[1], job=CHECKS)).values())
     assert run_days(defs, instance, DAYS[0]).success
     assert snapshot(bucket) == before  # re-written identically
 

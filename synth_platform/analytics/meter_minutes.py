@@ -18,7 +18,7 @@ from synth_platform.analytics.queries import Feature
 from synth_platform.sinks.database import DatabaseResource, WriteResult
 from synth_platform.sinks.files import BucketResource
 from synth_platform.sinks.sql_schema import sql_table
-from synth_platform.streams.meters import day_manifests, read_table
+from synth_platform.streams.meters import read_table, window_manifests
 from synth_platform.world.windows import Window
 
 METER_MINUTES_SCHEMA = pa.schema(
@@ -123,7 +123,7 @@ def write_day(
     """Replace a day of meter_minutes with the day's delivered files, folded one at a time. Returns what the
     database wrote, the files read and the day's minute rows."""
     database.ensure_table(METER_MINUTES_TABLE)
-    _, manifests, _ = day_manifests(bucket, day)
+    _, manifests, _ = window_manifests(bucket, day)
     names = [prefix + f["name"] for prefix, body in manifests for f in body["files"]]
     data = combine([fold_readings(read_table(bucket, name)) for name in names], meter_ids)
     return database.replace_window(METER_MINUTES_TABLE, data, "minute", day), len(names), data

@@ -40,12 +40,17 @@ LIVE_WINDOW_START_TAG = "synth/window_start"
 LIVE_WINDOW_END_TAG = "synth/window_end"
 
 
+def is_live(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> bool:
+    """Whether the run is a live batch (its sensor tagged the windows) rather than a partition run."""
+    return LIVE_WINDOW_START_TAG in context.run.tags
+
+
 def windows_to_write(context: dg.AssetExecutionContext, step_seconds: int) -> list[Window]:
     """What a run writes: each live window of the tagged batch (contiguous windows of the cadence), else each day
     of the partition range (an open day only up to its last closed step). Each returned window is replaced as a
     whole, in its own transaction."""
     tags = context.run.tags
-    if LIVE_WINDOW_START_TAG in tags:
+    if is_live(context):
         live = Window(
             datetime.fromisoformat(tags[LIVE_WINDOW_START_TAG]), datetime.fromisoformat(tags[LIVE_WINDOW_END_TAG])
         )
@@ -88,6 +93,15 @@ def column_schema(schema: pa.Schema, descriptions: dict[str, str]) -> dg.TableSc
             for f in schema
         ]
     )
+
+
+def check_scope(live: bool, windows: list[Window | None]) -> dict[str, object]:
+    """Check metadata naming what an in-step check looked at: the live windows the run wrote, the days of a
+    partition run (an open day up to its last closed step), or a whole unpartitioned table."""
+    if windows and windows[0] is None:
+        return {"scope": dg.MetadataValue.text("table")}
+    scope = "window" if live else "day"
+    return {"scope": dg.MetadataValue.text(scope), "checked": markdown_list([str(w) for w in windows])}
 
 
 def markdown_list(items: list[str], limit: int = 50) -> dg.MetadataValue:

@@ -1,24 +1,24 @@
 """Smart-meter wiring: `meter_fleet`, daily `meter_readings` files in the bucket, and their checks (the files are
 written and read by streams/meters.py)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 import numpy as np
 
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
-    LIVE_WINDOW_START_TAG,
     Stopwatch,
     Tally,
     Written,
+    check_scope,
     column_schema,
     daily_partitions,
+    is_live,
     markdown_list,
     partition_results,
     provenance,
     windows_to_write,
-    written_days,
 )
 from synth_platform.execution import heavy_step_tags
 from synth_platform.sinks.database import DatabaseResource
@@ -60,18 +60,28 @@ def build(platform: PlatformSpec) -> dg.Definitions:
     def fleet_ids() -> np.ndarray:
         return id_numbers(seed, spec.fleet.count, spec.fleet.id_format)
 
+    fleet_key, readings_key = dg.AssetKey(FLEET), dg.AssetKey(READINGS)
+
     @dg.asset(
         group_name=GROUP,
         kinds=KINDS,
         description="The smart-meter fleet: meter id, and the power-world device, customer and region it measures.",
+        check_specs=[
+            dg.AssetCheckSpec(
+                "ids_unique",
+                asset=fleet_key,
+                blocking=True,
+                description="Meter ids are unique and the fleet is complete (evaluated in the step that writes it).",
+            )
+        ],
     )
-    def meter_fleet(context: dg.AssetExecutionContext, bucket: BucketResource) -> dg.MaterializeResult:
+    def meter_fleet(context: dg.AssetExecutionContext, bucket: BucketResource):
         clock = Stopwatch()
         ids = fleet_ids()
         result = write_fleet(bucket, spec, seed, ids, digest)
         context.log.info(f"wrote {result.rows} meters in {len(result.files)} files to {bucket.uri(result.prefix)}")
         preview = fleet(spec, seed, np.arange(min(5, spec.fleet.count)), ids[:5])
-        return dg.MaterializeResult(
+        yield dg.MaterializeResult(
             metadata=provenance(
                 seed=seed,
                 spec_hash=digest,
@@ -84,6 +94,90 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                 files=dg.MetadataValue.int(len(result.files)),
             )
         )
+        yield ids_unique(bucket)
+
+    def ids_unique(bucket: BucketResource) -> dg.AssetCheckResult:
+        counts = fleet_id_counts(bucket)
+        if counts is None:
+            return dg.AssetCheckResult(check_name="ids_unique", passed=False, metadata={"problem": "no fleet manifest"})
+        meters, distinct = counts
+        return dg.AssetCheckResult(
+            check_name="ids_unique",
+            passed=distinct == meters == spec.fleet.count,
+            metadata={
+                "meters": meters,
+                "distinct_ids": distinct,
+                "expected": spec.fleet.count,
+                **check_scope(False, [None]),
+            },
+        )
+
+    # Evaluated in the step that writes meter_readings (the manifest step when sharded), over the windows it wrote.
+    reading_checks = [
+        dg.AssetCheckSpec(
+            "manifest_matches_objects",
+            asset=readings_key,
+            blocking=True,
+            description="Under each written day (or live slice) every manifest's files exist with its sizes and "
+            "CRC32C; no object is left outside a manifest (a failed or stale write).",
+        ),
+        dg.AssetCheckSpec(
+            "row_count",
+            asset=readings_key,
+            blocking=True,
+            description="Rows in each manifest of a written day (or live slice) equal what the spec generates for "
+            "its window, and the manifests cover the written window without gaps.",
+        ),
+        dg.AssetCheckSpec(
+            "power_agreement",
+            asset=readings_key,
+            description="On a sample of meters, each meter-hour's energy equals the power world's kWh for that "
+            "device-hour (within 0.01 kWh). A partition run compares its whole days; a live run the hours of the "
+            "slices it wrote, read together with the day's earlier slices of those hours, so only hours complete "
+            "in the files count.",
+        ),
+    ]
+
+    def check_readings(
+        context: dg.AssetExecutionContext | dg.OpExecutionContext,
+        bucket: BucketResource,
+        database: DatabaseResource,
+        tally: Tally,
+    ) -> Iterator[dg.AssetCheckResult]:
+        """The selected reading checks over the windows the step just wrote: live slices, or days."""
+        selected = {k.name for k in context.selected_asset_check_keys}
+        windows = [w for written in tally.partitions.values() for w in written.windows]
+        scope = check_scope(is_live(context), windows)
+        if "manifest_matches_objects" in selected:
+            problems, checked = manifest_problems(bucket, windows)
+            yield dg.AssetCheckResult(
+                asset_key=readings_key,
+                check_name="manifest_matches_objects",
+                passed=not problems,
+                metadata={"files_checked": checked, **scope, "problems": markdown_list(problems)},
+            )
+        if "row_count" in selected:
+            problems, total = row_count_problems(bucket, spec, seed, windows)
+            yield dg.AssetCheckResult(
+                asset_key=readings_key,
+                check_name="row_count",
+                passed=not problems,
+                metadata={"rows": total, **scope, "problems": markdown_list(problems)},
+            )
+        if "power_agreement" in selected:
+            found = power_agreement(platform, spec, bucket, database, fleet_ids(), windows)
+            yield dg.AssetCheckResult(
+                asset_key=readings_key,
+                check_name="power_agreement",
+                passed=not found.problems,
+                metadata={
+                    "meter_hours_compared": found.compared,
+                    "max_abs_diff_kwh": dg.MetadataValue.float(round(found.worst, 6)),
+                    "source": ", ".join(sorted(found.sources)) or "none",
+                    **scope,
+                    "problems": markdown_list(found.problems),
+                },
+            )
 
     def sharded_readings(attributes: dict, write_windows: Callable) -> dg.AssetsDefinition:
         """meter_readings as day_shards shard steps (each writes its part files of the run's windows) and one
@@ -108,28 +202,35 @@ def build(platform: PlatformSpec) -> dg.Definitions:
 
             return write_shard
 
+        check_outs = [c.get_python_identifier() for c in reading_checks]
+
         @dg.op(
             name="manifest",
             ins={f"shard_{i}": dg.In(dg.Nothing) for i in range(spec.day_shards)},
-            out=dg.Out(dg.Nothing),
-            description="After every shard: each window's manifest, listing the shards' files in order.",
+            out={"result": dg.Out(dg.Nothing), **{o: dg.Out(dg.Nothing, is_required=False) for o in check_outs}},
+            description="After every shard: each window's manifest, listing the shards' files in order; then the "
+            "reading checks over the windows written.",
         )
-        def write_manifests(context: dg.OpExecutionContext, bucket: BucketResource) -> None:
+        def write_manifests(context: dg.OpExecutionContext, bucket: BucketResource, database: DatabaseResource):
             tally, metadata, late_meta = write_windows(
                 context, bucket, lambda w, late: commit_readings_shards(bucket, spec, seed, w, digest, late)
             )
-            # one partition per run (the asset's backfill policy): its own figures; a range gets its totals
-            written = list(tally.partitions.values())
-            if len(written) == 1:
-                context.add_output_metadata(metadata(written[0]))
-            else:
-                rows = sum(w.rows for w in written)
-                context.add_output_metadata({**late_meta, "range_rows": rows, "partitions_written": len(written)})
+            # the op's output is the asset's result: a run's result (range totals on a range) becomes its Output
+            for event in partition_results(context, tally, metadata, readings_key, late_meta):
+                is_result = isinstance(event, dg.MaterializeResult)
+                yield dg.Output(None, "result", metadata=event.metadata) if is_result else event
+            yield from check_readings(context, bucket, database, tally)
 
-        @dg.graph_asset(name=READINGS, ins={"fleet": dg.AssetIn(FLEET, dagster_type=dg.Nothing)}, **attributes)
+        @dg.graph_asset(
+            name=READINGS,
+            ins={"fleet": dg.AssetIn(FLEET, dagster_type=dg.Nothing)},
+            check_specs=reading_checks,
+            **attributes,
+        )
         def meter_readings(fleet):
             shards = [shard_op(i)(fleet) for i in range(spec.day_shards)]
-            return write_manifests(**{f"shard_{i}": done for i, done in enumerate(shards)})
+            result, *checks = write_manifests(**{f"shard_{i}": done for i, done in enumerate(shards)})
+            return {"result": result, **dict(zip(check_outs, checks, strict=True))}
 
         return meter_readings
 
@@ -157,7 +258,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
     def run_windows(context: dg.OpExecutionContext) -> tuple[list[tuple[Window, Window | None]], dict]:
         """(window, live window it arrives with) for each window a run writes, and its late-delivery metadata."""
         windows = windows_to_write(context, slice_s)
-        if LIVE_WINDOW_START_TAG not in context.run.tags:  # lateness is a live-delivery fault; partitions are on time
+        if not is_live(context):  # lateness is a live-delivery fault; partitions are on time
             return [(w, None) for w in windows], {}
         return live_delivery(context, windows)
 
@@ -224,75 +325,16 @@ def build(platform: PlatformSpec) -> dg.Definitions:
 
     if spec.day_shards == 1:
 
-        @dg.asset(**readings_attributes, deps=[meter_fleet], op_tags=heavy_step_tags())
-        def meter_readings(context: dg.AssetExecutionContext, bucket: BucketResource):
+        @dg.asset(**readings_attributes, deps=[meter_fleet], op_tags=heavy_step_tags(), check_specs=reading_checks)
+        def meter_readings(context: dg.AssetExecutionContext, bucket: BucketResource, database: DatabaseResource):
             ids = fleet_ids()
             tally, metadata, late_meta = write_windows(
                 context, bucket, lambda w, late: write_readings_window(bucket, spec, seed, ids, w, digest, late)
             )
             yield from partition_results(context, tally, metadata, when_empty=late_meta)
+            yield from check_readings(context, bucket, database, tally)
 
     else:
         meter_readings = sharded_readings(readings_attributes, write_windows)
 
-    @dg.asset_check(
-        asset=meter_readings,
-        blocking=True,
-        partitions_def=partitions,
-        description="Every manifest's files exist with its sizes and CRC32C; no object is left outside a manifest "
-        "(a failed or stale write).",
-    )
-    def manifest_matches_objects(context: dg.AssetCheckExecutionContext, bucket: BucketResource):
-        problems, checked = manifest_problems(bucket, [day for day, _ in written_days(context, slice_s)])
-        return dg.AssetCheckResult(
-            passed=not problems, metadata={"files_checked": checked, "problems": markdown_list(problems)}
-        )
-
-    @dg.asset_check(
-        asset=meter_readings,
-        blocking=True,
-        partitions_def=partitions,
-        description="Rows in each manifest equal what the spec generates for its window, and the manifests cover "
-        "the written part of each day.",
-    )
-    def row_count(context: dg.AssetCheckExecutionContext, bucket: BucketResource):
-        problems, total = row_count_problems(bucket, spec, seed, written_days(context, slice_s))
-        return dg.AssetCheckResult(passed=not problems, metadata={"rows": total, "problems": markdown_list(problems)})
-
-    @dg.asset_check(
-        asset=meter_readings,
-        name="power_agreement",
-        partitions_def=partitions,
-        description="On a sample of meters, each meter-hour's energy equals the power world's kWh for that "
-        "device-hour (within 0.01 kWh).",
-    )
-    def power_agreement_check(
-        context: dg.AssetCheckExecutionContext, bucket: BucketResource, database: DatabaseResource
-    ):
-        days = [day for day, _ in written_days(context, slice_s)]
-        found = power_agreement(platform, spec, bucket, database, fleet_ids(), days)
-        return dg.AssetCheckResult(
-            passed=not found.problems,
-            metadata={
-                "meter_hours_compared": found.compared,
-                "max_abs_diff_kwh": dg.MetadataValue.float(round(found.worst, 6)),
-                "source": ", ".join(sorted(found.sources)) or "none",
-                "problems": markdown_list(found.problems),
-            },
-        )
-
-    @dg.asset_check(asset=meter_fleet, blocking=True, description="Meter ids are unique and the fleet is complete.")
-    def ids_unique(bucket: BucketResource):
-        counts = fleet_id_counts(bucket)
-        if counts is None:
-            return dg.AssetCheckResult(passed=False, metadata={"problem": "no fleet manifest"})
-        meters, distinct = counts
-        return dg.AssetCheckResult(
-            passed=distinct == meters == spec.fleet.count,
-            metadata={"meters": meters, "distinct_ids": distinct, "expected": spec.fleet.count},
-        )
-
-    return dg.Definitions(
-        assets=[meter_fleet, meter_readings],
-        asset_checks=[manifest_matches_objects, row_count, power_agreement_check, ids_unique],
-    )
+    return dg.Definitions(assets=[meter_fleet, meter_readings])

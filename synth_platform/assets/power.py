@@ -11,8 +11,10 @@ from synth_platform.assets.common import (
     Stopwatch,
     Tally,
     Written,
+    check_scope,
     column_schema,
     daily_partitions,
+    is_live,
     markdown_list,
     partition_results,
     provenance,
@@ -137,7 +139,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
 
     def usage_checks(context: dg.AssetExecutionContext, database: DatabaseResource, written: list[Window]):
         selected = {k.name for k in context.selected_asset_check_keys}
-        scope = markdown_list([str(w) for w in written])
+        scope = check_scope(is_live(context), written)
         if "row_count" in selected:
             bad, total = [], 0
             for w in written:
@@ -148,12 +150,12 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
             yield dg.AssetCheckResult(
                 check_name="row_count",
                 passed=not bad,
-                metadata={"rows": total, "checked": scope, "mismatches": markdown_list(bad)},
+                metadata={"rows": total, **scope, "mismatches": markdown_list(bad)},
             )
         if "unique_keys" in selected:
             dupes = sum(duplicate_keys(database, w) for w in written)
             yield dg.AssetCheckResult(
-                check_name="unique_keys", passed=dupes == 0, metadata={"duplicate_keys": dupes, "checked": scope}
+                check_name="unique_keys", passed=dupes == 0, metadata={"duplicate_keys": dupes, **scope}
             )
         if "known_devices" in selected:
             if sa.inspect(database.engine).has_table("device_metadata"):
@@ -163,7 +165,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
             yield dg.AssetCheckResult(
                 check_name="known_devices",
                 passed=orphans == 0,
-                metadata={"orphan_rows": orphans, "checked": scope, "device_table": note},
+                metadata={"orphan_rows": orphans, **scope, "device_table": note},
             )
 
     return dg.Definitions(assets=[device_metadata, power_usage_asset])

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from synth_platform.automation.live import KIND_TAG, AssetJob, unmaterialized
+from synth_platform.automation.live import KIND_TAG, AssetJob, checks_of_assets, unmaterialized
 from synth_platform.specs.world import WorldSpec
 
 DAILY_CLOSE_JOB = "daily_close"
@@ -43,11 +43,14 @@ def daily_close_schedule(
         day = context.scheduled_execution_time.date() - timedelta(days=1)
         if day < world.start_date:
             return dg.SkipReason(f"{day} is before the first partition ({world.start_date})")
+        selected = [*streams, *unmaterialized(context.instance, dims)]  # dimensions only if never written
         return dg.RunRequest(
             run_key=f"{DAILY_CLOSE_JOB}:{day.isoformat()}",
             partition_key=day.isoformat(),
-            asset_selection=[*streams, *unmaterialized(context.instance, dims)],  # dimensions only if never written
-            asset_check_keys=checks,  # explicit: a subset run would otherwise add the not-partitioned freshness check
+            asset_selection=selected,
+            # explicit: a subset run would otherwise add the not-partitioned freshness check; a dimension's own
+            # checks go with it (they run in its step)
+            asset_check_keys=checks_of_assets(checks, selected),
         )
 
     return _close

@@ -38,6 +38,7 @@ class LiveStream:
     cadence_seconds: int
     dimensions: tuple[dg.AssetKey, ...] = ()  # unpartitioned upstream assets, written once if never materialized
     checks: tuple[dg.AssetCheckKey, ...] = ()  # evaluated inside the asset's step (check_specs), per batch
+    dimension_checks: tuple[dg.AssetCheckKey, ...] = ()  # the dimensions' own, in their steps when written
 
     @property
     def name(self) -> str:
@@ -58,6 +59,20 @@ def dimensions(graph: Any, keys: Iterable[dg.AssetKey]) -> tuple[dg.AssetKey, ..
     return tuple(sorted(found, key=lambda k: k.to_user_string()))
 
 
+def in_step_checks(graph: Any, keys: Iterable[dg.AssetKey]) -> tuple[dg.AssetCheckKey, ...]:
+    """The checks the assets `keys` declare on themselves (check_specs): evaluated in the step that writes them,
+    so a run of the asset carries them."""
+    keys = set(keys)
+    found = {k for key in keys for k in graph.assets_def_for_key(key).check_keys if k.asset_key in keys}
+    return tuple(sorted(found, key=str))
+
+
+def checks_of_assets(checks: Iterable[dg.AssetCheckKey], keys: Iterable[dg.AssetKey]) -> list[dg.AssetCheckKey]:
+    """The checks among `checks` that belong to one of `keys`: what a run request selecting `keys` asks for."""
+    keys = set(keys)
+    return [k for k in checks if k.asset_key in keys]
+
+
 def unmaterialized(instance: dg.DagsterInstance, keys: Iterable[dg.AssetKey]) -> list[dg.AssetKey]:
     return [k for k in keys if instance.get_latest_materialization_event(k) is None]
 
@@ -72,9 +87,10 @@ def live_streams(graph: Any) -> list[LiveStream]:
         cadence = int(getattr(cadence, "value", cadence))
         if cadence <= 0 or not node.is_partitioned:
             raise ValueError(f"{node.key.to_user_string()}: a live stream needs a partitioned asset and a cadence > 0")
-        own = graph.assets_def_for_key(node.key).check_keys  # declared by the asset (check_specs): in its step
-        checks = tuple(sorted((k for k in own if k.asset_key == node.key), key=str))
-        streams.append(LiveStream(node.key, cadence, dimensions(graph, [node.key]), checks))
+        dims = dimensions(graph, [node.key])
+        streams.append(
+            LiveStream(node.key, cadence, dims, in_step_checks(graph, [node.key]), in_step_checks(graph, dims))
+        )
     return sorted(streams, key=lambda s: s.name)
 
 
@@ -119,13 +135,13 @@ def first_cursor(live: LiveSpec, cadence_s: int, now_s: int, first_day: date) ->
 
 def live_job(stream: LiveStream) -> AssetJob:
     # In-process executor: a live run is one small step, so a second process per step would only add latency.
-    # Only the checks the asset evaluates in its own step, over the batch it wrote; separate checks compare whole
-    # days (today is only partly written) and the daily close runs them.
+    # Only the checks the assets evaluate in their own steps, over what they wrote (the freshness check judges
+    # the wall clock and has its own schedule).
     # The stream's dimensions are in the job so that a fresh deployment writes them with its first window.
     return dg.define_asset_job(
         stream.job_name,
         selection=dg.AssetSelection.assets(stream.key, *stream.dimensions).without_checks()
-        | dg.AssetSelection.checks(*stream.checks),
+        | dg.AssetSelection.checks(*stream.checks, *stream.dimension_checks),
         executor_def=dg.in_process_executor,
         tags={KIND_TAG: "live", LIVE_STREAM_TAG: stream.name},
         description=f"One live window of {stream.name}, requested by its sensor.",
@@ -168,13 +184,15 @@ def live_sensor(
         if not runs:
             return dg.SensorResult(skip_reason=f"no window closed since {cursor}", cursor=cursor)
         missing = unmaterialized(context.instance, stream.dimensions)
+        first_checks = [*stream.checks, *checks_of_assets(stream.dimension_checks, missing)]
         return dg.SensorResult(
             run_requests=[
                 dg.RunRequest(
                     run_key=stream.run_key(w),
                     partition_key=w.partition_key(),
                     asset_selection=[stream.key, *(missing if i == 0 else [])],
-                    asset_check_keys=list(stream.checks),  # explicit: a subset run would add every check
+                    # explicit: a subset run would add every check
+                    asset_check_keys=first_checks if i == 0 else list(stream.checks),
                     tags={LIVE_WINDOW_START_TAG: w.start.isoformat(), LIVE_WINDOW_END_TAG: w.end.isoformat()},
                 )
                 for i, w in enumerate(runs)

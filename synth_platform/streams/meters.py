@@ -42,7 +42,7 @@ from synth_platform.world.meters import (
     to_table,
 )
 from synth_platform.world.power_usage import power_usage
-from synth_platform.world.windows import Window
+from synth_platform.world.windows import Window, from_epoch
 
 READINGS = "meter_readings"
 FLEET = "meter_fleet"
@@ -302,9 +302,10 @@ def read_table(bucket: BucketResource, name: str) -> pa.Table:
     return pajson.read_json(io.BytesIO(raw), read_options=pajson.ReadOptions(block_size=1 << 24))
 
 
-def day_manifests(bucket: BucketResource, day: Window) -> tuple[str, list[tuple[str, dict]], dict]:
-    """The day prefix, its manifests (prefix, body) in time order, and every object under the day."""
-    prefix = window_prefix(READINGS, day)
+def window_manifests(bucket: BucketResource, window: Window) -> tuple[str, list[tuple[str, dict]], dict]:
+    """The prefix of a day (dt=D/) or of a live slice (its slice=... folder), the manifests under it (prefix, body)
+    in time order, and every object under it."""
+    prefix = window_prefix(READINGS, window)
     objects = bucket.list(prefix)
     found = []
     for name in sorted(n for n in objects if n.endswith("/" + MANIFEST) or n == prefix + MANIFEST):
@@ -322,12 +323,13 @@ def manifest_window(body: dict) -> Window:
 # --- what the checks compare ---------------------------------------------------------------------------------------
 
 
-def manifest_problems(bucket: BucketResource, days: list[Window]) -> tuple[list[str], int]:
-    """Files listed in a manifest but missing or different (size, CRC32C), objects outside every manifest, days
-    without a manifest; and how many listed files were checked."""
+def manifest_problems(bucket: BucketResource, windows: list[Window]) -> tuple[list[str], int]:
+    """Under each written window's prefix (a day, or a live slice): files listed in a manifest but missing or
+    different (size, CRC32C), objects outside every manifest, no manifest at all; and how many listed files were
+    checked."""
     problems, checked = [], 0
-    for day in days:
-        prefix, manifests, objects = day_manifests(bucket, day)
+    for window in windows:
+        prefix, manifests, objects = window_manifests(bucket, window)
         if not manifests:
             problems.append(f"{bucket.uri(prefix)}: no manifest (missing or incomplete)")
         covered = {p + MANIFEST for p, _ in manifests}
@@ -346,14 +348,14 @@ def manifest_problems(bucket: BucketResource, days: list[Window]) -> tuple[list[
 
 
 def row_count_problems(
-    bucket: BucketResource, spec: MetersSpec, seed: int, written: list[tuple[Window, Window]]
+    bucket: BucketResource, spec: MetersSpec, seed: int, windows: list[Window]
 ) -> tuple[list[str], int]:
-    """Manifests whose rows differ from the spec's for their window, gaps between windows, closed days written
-    only in part; and the rows the manifests hold. `written`: (day, written part) pairs."""
+    """Under each written window's prefix (a day, or a live slice): manifests whose rows differ from the spec's
+    for their window, gaps between them, a window not covered to its end; and the rows the manifests hold."""
     problems, total = [], 0
-    for day, part in written:
-        _, manifests, _ = day_manifests(bucket, day)
-        end = day.start
+    for written in windows:
+        _, manifests, _ = window_manifests(bucket, written)
+        end = written.start
         for manifest_prefix, body in manifests:
             window = manifest_window(body)
             expected = expected_rows(spec, seed, window)
@@ -363,8 +365,8 @@ def row_count_problems(
             if window.start != end:
                 problems.append(f"{manifest_prefix}: starts at {window.start}, previous window ends at {end}")
             end = window.end
-        if end < part.end and part.end == day.end:
-            problems.append(f"{day.partition_key()}: written up to {end}, the day is closed")
+        if end < written.end:
+            problems.append(f"{written}: written only up to {end}")
     return problems, total
 
 
@@ -378,45 +380,59 @@ class Agreement:
     sources: set[str] = field(default_factory=set)
 
 
+def hour_spans(windows: list[Window]) -> list[Window]:
+    """The windows widened back to the start of their first hour and merged where they meet, so a live slice is
+    compared together with the slices before it in its hour (a day stays itself)."""
+    spans: list[Window] = []
+    for w in sorted(windows, key=lambda w: w.start_s):
+        start_s = w.start_s - w.start_s % HOUR
+        if spans and spans[-1].end_s >= start_s and spans[-1].partition_key() == w.partition_key():
+            spans[-1] = Window(spans[-1].start, max(spans[-1].end, w.end))
+        else:
+            spans.append(Window(from_epoch(start_s), w.end))
+    return spans
+
+
 def power_agreement(
     platform: PlatformSpec,
     spec: MetersSpec,
     bucket: BucketResource,
     database: DatabaseResource,
     ids: np.ndarray,
-    days: list[Window],
+    windows: list[Window],
 ) -> Agreement:
-    """On a sample of meters of each day's first part, each whole meter-hour's energy against the power world's
-    kWh for that device-hour (meter-hours touched by a fault are skipped)."""
+    """On a sample of meters of the first part, each whole meter-hour written in the windows' hours (see
+    `hour_spans`) against the power world's kWh for that device-hour (meter-hours touched by a fault, and hours
+    not yet complete in the files, are skipped)."""
     seed = platform.world.seed
     found = Agreement()
-    for day in days:
-        _, manifests, _ = day_manifests(bucket, day)
+    for span in hour_spans(windows):
+        _, manifests, _ = window_manifests(bucket, Window.for_day(span.start.date()))
+        manifests = [(p, b) for p, b in manifests if overlaps(manifest_window(b), span)]
         if not manifests:
-            found.problems.append(f"{day.partition_key()}: nothing written")
+            found.problems.append(f"{span}: nothing written")
             continue
-        manifest_prefix, body = manifests[0]
-        first = body["files"][0]
+        first = manifests[0][1]["files"][0]
         shared = min(first["first"] + first["count"], spec.power.devices.count) - first["first"]
         if shared <= 0 or spec.output.record == "wattif":
             continue
         sample = np.unique(
             np.linspace(first["first"], first["first"] + shared - 1, spec.agreement_sample).astype(np.int64)
         )
-        names = [manifest_prefix + f["name"] for f in body["files"] if f["first"] == first["first"]]
+        names = [p + f["name"] for p, body in manifests for f in body["files"] if f["first"] == first["first"]]
         data = pl.from_arrow(pa.concat_tables([read_table(bucket, n) for n in names], promote_options="default"))
         sample_ids = id_strings(ids[sample], spec.fleet.id_format).to_pylist()
         meter_of = dict(zip(sample_ids, sample.tolist(), strict=True))
-        faulted = faulted_hours(spec, seed, sample, ids[sample], manifest_window(body))
+        faulted = faulted_hours(spec, seed, sample, ids[sample], span)
         epoch = pl.col("timestamp").dt.epoch("s")
         meter_hours = (
-            data.filter(pl.col("meter_id").is_in(list(meter_of)))
+            data.filter(pl.col("meter_id").is_in(list(meter_of)) & (epoch >= span.start_s) & (epoch < span.end_s))
             .with_columns(hour=epoch - epoch % HOUR)
             .group_by("meter_id", "hour")
             .agg(pl.col("energy_kwh").sum(), pl.len().alias("n"))
             .filter(pl.col("n") == HOUR // spec.interval_seconds)
         )
-        power, source = power_hours(platform, spec, database, [int(i) + 1 for i in sample], day)
+        power, source = power_hours(platform, spec, database, [int(i) + 1 for i in sample], span)
         found.sources.add(source)
         for meter_id, hour, kwh, _n in meter_hours.iter_rows():
             index = meter_of[meter_id]
@@ -432,11 +448,15 @@ def power_agreement(
     return found
 
 
+def overlaps(a: Window, b: Window) -> bool:
+    return a.start < b.end and b.start < a.end
+
+
 def power_hours(
-    platform: PlatformSpec, spec: MetersSpec, database: DatabaseResource, device_ids: list[int], day: Window
+    platform: PlatformSpec, spec: MetersSpec, database: DatabaseResource, device_ids: list[int], window: Window
 ) -> tuple[dict[tuple[int, int], float], str]:
     """kWh per (device_id, hour start) for whole hours the power world reports, from the power_usage table when
-    the power domain is on and has rows for the day, else from the generator (the same function)."""
+    the power domain is on and has rows in the window, else from the generator (the same function)."""
     parts = HOUR // spec.power.usage.interval_seconds
     table = None
     source = "power_usage generator"
@@ -445,7 +465,7 @@ def power_hours(
             rows = database.query(
                 "SELECT timestamp, device_id, power_usage_kwh FROM power_usage "
                 "WHERE timestamp >= :start AND timestamp < :end",
-                {"start": day.start, "end": day.end},
+                {"start": window.start, "end": window.end},
             )
         except sa.exc.SQLAlchemyError:
             rows = []
@@ -461,7 +481,7 @@ def power_hours(
             )
             source = f"{database.redacted_url} table power_usage"
     if table is None:
-        usage = power_usage(spec.power, platform.world.seed, day)
+        usage = power_usage(spec.power, platform.world.seed, window)
         ts = usage["timestamp"].cast(pa.int64()).to_numpy() // 1_000_000
         table = pa.table({"ts": ts, "device_id": usage["device_id"], "kwh": usage["power_usage_kwh"]})
     frame = pl.from_arrow(table).filter(pl.col("device_id").is_in(device_ids))
