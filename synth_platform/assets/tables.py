@@ -1,7 +1,8 @@
 """Declarative tables wiring: one asset per table of config/tables/*.yaml (foreign-key parents as deps), written
 to the table's target (Delta Lake, the SQL database or Parquet files in the bucket) by streams/tables.py, with key,
-foreign-key and null-ratio checks."""
+foreign-key and null-ratio checks evaluated in the writing step."""
 
+from collections.abc import Iterator
 from typing import Any
 
 import dagster as dg
@@ -10,10 +11,14 @@ import pyarrow as pa
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     Stopwatch,
+    Tally,
+    Written,
+    check_scope,
     column_schema,
     daily_partitions,
+    is_live,
+    partition_results,
     provenance,
-    run_window,
     windows_to_write,
 )
 from synth_platform.sinks.database import DatabaseResource
@@ -38,13 +43,12 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     domain: TablesDomain = platform.get("tables")
     world = TableWorld(domain.catalog, platform.world.seed, platform.world.start_date)
     partitions = daily_partitions(platform.world)
-    assets, checks = [], []
+    assets = []
     for table in domain.catalog.tables.values():
         digest = spec_hash(table.spec, table.config, platform.world.seed)
         kinds = {KINDS.get(table.spec.target, database_kind)}
         assets.append(_table_asset(table, world, partitions, digest, kinds))
-        checks += _table_checks(table, world, partitions)
-    return dg.Definitions(assets=assets, asset_checks=checks)
+    return dg.Definitions(assets=assets)
 
 
 def _description(table: CompiledTable) -> str:
@@ -84,117 +88,122 @@ def _table_asset(
         backfill_policy=dg.BackfillPolicy.single_run() if append else None,
         description=_description(table),
         metadata=metadata,
+        check_specs=_check_specs(table),
     )
     def _asset(
         context: dg.AssetExecutionContext, database: DatabaseResource, delta: DeltaResource, bucket: BucketResource
     ):
-        clock = Stopwatch()
         target = TableTarget.of(table, world, database, delta, bucket)
-        windows: list[Window | None] = list(windows_to_write(context, LIVE_STEP_SECONDS)) if append else [None]
-        rows = nbytes = 0
-        for i, window in enumerate(windows, 1):
-            written, size = target.write(world.batches(name, window), window, world.seed, digest)
-            rows, nbytes = rows + written, nbytes + size
-            context.log.info(f"[{i}/{len(windows)}] {window or 'all rows'}: {written} rows to {target.describe()}")
-        last = windows[-1] if windows else None
-        preview = world.rows(name, world.row_ids(name, last)[:5]) if (last or not append) else None
-        return dg.MaterializeResult(
-            metadata=provenance(
+
+        def provenance_of(window: Window | None, rows: int, nbytes: int, seconds: float, windows: list) -> dict:
+            """Metadata of what was written, previewing the first rows of its first window."""
+            first = world.rows(name, world.row_ids(name, windows[0])[:5]) if rows else None
+            return provenance(
                 seed=world.seed,
                 spec_hash=digest,
-                window=run_window(context) if append else None,
+                window=window,
                 rows=rows,
                 nbytes=nbytes,
-                seconds=clock.seconds,
+                seconds=seconds,
                 target=target.describe(),
-                preview=pa.Table.from_batches([preview]) if preview is not None else None,
+                preview=pa.Table.from_batches([first]) if first is not None else None,
                 windows=dg.MetadataValue.int(len(windows)),
             )
-        )
+
+        if not append:
+            clock = Stopwatch()
+            rows, nbytes = target.write(world.batches(name, None), None, world.seed, digest)
+            context.log.info(f"all rows: {rows} rows to {target.describe()}")
+            yield dg.MaterializeResult(metadata=provenance_of(None, rows, nbytes, clock.seconds, [None]))
+            yield from _check_results(context, table, world, target, [None])
+            return
+        windows = windows_to_write(context, LIVE_STEP_SECONDS)
+        tally = Tally()
+        for i, window in enumerate(windows, 1):
+            written, size = target.write(world.batches(name, window), window, world.seed, digest)
+            tally.add(window, written, size)
+            context.log.info(f"[{i}/{len(windows)}] {window}: {written} rows to {target.describe()}")
+
+        def metadata(written: Written) -> dict:
+            return provenance_of(written.window, written.rows, written.nbytes, written.seconds, written.windows)
+
+        yield from partition_results(context, tally, metadata)
+        yield from _check_results(context, table, world, target, [w.window for w in tally.partitions.values()])
 
     return _asset
 
 
-def _table_checks(
-    table: CompiledTable, world: TableWorld, partitions: dg.PartitionsDefinition
-) -> list[dg.AssetChecksDefinition]:
+def _nullable(table: CompiledTable) -> dict[str, float]:
+    return {c.name: c.spec.null_fraction for c in table.columns.values() if c.spec.null_fraction > 0}
+
+
+def _check_specs(table: CompiledTable) -> list[dg.AssetCheckSpec]:
+    """The table's checks, evaluated in the step that writes it over what it just wrote: the batch of a live run,
+    the days of a partition run, the whole table when it is not partitioned."""
     key = asset_key(table.name)
-    partitioned = partitions if table.spec.is_append else None
-    checks = []
-
-    def windows(context: dg.AssetCheckExecutionContext) -> list[Window | None]:
-        return list(run_window(context).days()) if table.spec.is_append else [None]
-
+    specs = []
     pk = table.spec.primary_key
     if pk:
-
-        @dg.asset_check(
-            asset=key,
-            name="primary_key_unique",
-            partitions_def=partitioned,
-            blocking=True,
-            description=f"No two rows share the primary key ({', '.join(pk)}).",
-        )
-        def _pk(
-            context: dg.AssetCheckExecutionContext,
-            database: DatabaseResource,
-            delta: DeltaResource,
-            bucket: BucketResource,
-        ):
-            target = TableTarget.of(table, world, database, delta, bucket)
-            rows, dupes = duplicate_keys(target, pk, windows(context))
-            return dg.AssetCheckResult(passed=dupes == 0, metadata={"rows": rows, "duplicate_keys": dupes})
-
-        checks.append(_pk)
-
-    parents = sorted({fk.table for _, fk in table.foreign_keys()})
-    if parents:
-
-        @dg.asset_check(
-            asset=key,
-            name="foreign_keys_resolve",
-            partitions_def=partitioned,
-            blocking=True,
-            additional_deps=[asset_key(fk.table) for _, fk in table.foreign_keys()],
-            description="Every foreign key value exists in its parent's target.",
-        )
-        def _fk(
-            context: dg.AssetCheckExecutionContext,
-            database: DatabaseResource,
-            delta: DeltaResource,
-            bucket: BucketResource,
-        ):
-            parent_of = {p: TableTarget.of(world.catalog[p], world, database, delta, bucket) for p in parents}
-            child = TableTarget.of(table, world, database, delta, bucket)
-            checked, missing = orphans(child, parent_of, windows(context))
-            return dg.AssetCheckResult(
-                passed=not any(missing.values()),
-                metadata={"distinct_keys_checked": checked, "orphans": dg.MetadataValue.json(missing)},
+        specs.append(
+            dg.AssetCheckSpec(
+                "primary_key_unique",
+                asset=key,
+                blocking=True,
+                description=f"No two rows of the written window share the primary key ({', '.join(pk)}).",
             )
-
-        checks.append(_fk)
-
-    nullable = {c.name: c.spec.null_fraction for c in table.columns.values() if c.spec.null_fraction > 0}
-    if nullable:
-
-        @dg.asset_check(
-            asset=key,
-            name="null_ratio",
-            partitions_def=partitioned,
-            description="Null share per column within tolerance of its null_percentage.",
         )
-        def _nulls(
-            context: dg.AssetCheckExecutionContext,
-            database: DatabaseResource,
-            delta: DeltaResource,
-            bucket: BucketResource,
-        ):
-            target = TableTarget.of(table, world, database, delta, bucket)
-            rows, report = null_ratios(target, nullable, windows(context))
-            return dg.AssetCheckResult(
-                passed=all(r["ok"] for r in report.values()),
-                metadata={"rows": rows, "columns": dg.MetadataValue.json(report)},
+    if table.foreign_keys():
+        specs.append(
+            dg.AssetCheckSpec(
+                "foreign_keys_resolve",
+                asset=key,
+                blocking=True,
+                additional_deps=sorted({asset_key(fk.table) for _, fk in table.foreign_keys()}, key=str),
+                description="Every foreign key value of the written window exists in its parent's target.",
             )
+        )
+    if _nullable(table):
+        specs.append(
+            dg.AssetCheckSpec(
+                "null_ratio",
+                asset=key,
+                description="Null share per column of the written window within tolerance of its null_percentage.",
+            )
+        )
+    return specs
 
-        checks.append(_nulls)
-    return checks
+
+def _check_results(
+    context: dg.AssetExecutionContext,
+    table: CompiledTable,
+    world: TableWorld,
+    target: TableTarget,
+    windows: list[Window | None],
+) -> Iterator[dg.AssetCheckResult]:
+    selected = {k.name for k in context.selected_asset_check_keys}
+    scope = check_scope(is_live(context), windows)
+    if "primary_key_unique" in selected:
+        rows, dupes = duplicate_keys(target, table.spec.primary_key, windows)
+        yield dg.AssetCheckResult(
+            check_name="primary_key_unique",
+            passed=dupes == 0,
+            metadata={"rows": rows, "duplicate_keys": dupes, **scope},
+        )
+    if "foreign_keys_resolve" in selected:
+        parents = {fk.table for _, fk in table.foreign_keys()}
+        parent_of = {
+            p: TableTarget.of(world.catalog[p], world, target.database, target.delta, target.bucket) for p in parents
+        }
+        checked, missing = orphans(target, parent_of, windows)
+        yield dg.AssetCheckResult(
+            check_name="foreign_keys_resolve",
+            passed=not any(missing.values()),
+            metadata={"distinct_keys_checked": checked, "orphans": dg.MetadataValue.json(missing), **scope},
+        )
+    if "null_ratio" in selected:
+        rows, report = null_ratios(target, _nullable(table), windows)
+        yield dg.AssetCheckResult(
+            check_name="null_ratio",
+            passed=all(r["ok"] for r in report.values()),
+            metadata={"rows": rows, "columns": dg.MetadataValue.json(report), **scope},
+        )
