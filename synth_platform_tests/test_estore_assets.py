@@ -20,7 +20,6 @@ from synth_platform_tests.runs import checks_of, run_days
 from synth_platform_tests.tinybird_server import DEFINITIONS, TinybirdServer
 
 DAYS = ["2026-03-02", "2026-03-03"]
-CHECKS_JOB = "estore_checks"
 DS = "estore_events"
 
 
@@ -33,14 +32,16 @@ def estore_defs(config_dir, monkeypatch, database_url: str, server: TinybirdServ
         monkeypatch.setenv("TINYBIRD_TOKEN", server.token)
     else:
         monkeypatch.delenv("TINYBIRD_TOKEN", raising=False)
-    state_rules = dg.AssetCheckKey(dg.AssetKey(DS), "state_rules")  # the other two run with the delivery
-    checks = dg.define_asset_job(CHECKS_JOB, selection=dg.AssetSelection.checks(state_rules))
-    return dg.Definitions.merge(build_definitions(load_platform(config_dir)), dg.Definitions(jobs=[checks]))
+    return build_definitions(load_platform(config_dir))
 
 
 def world(config_dir, day: str):
+    return events_in(config_dir, Window.for_day(day))
+
+
+def events_in(config_dir, window: Window):
     platform = load_platform(config_dir)
-    return events(platform.get("estore"), platform.world.seed, Window.for_day(day))
+    return events(platform.get("estore"), platform.world.seed, window)
 
 
 def server_rows(server: TinybirdServer) -> Counter:
@@ -57,14 +58,20 @@ def test_history_replaces_days_through_the_data_sources_api(config_dir, monkeypa
     imports = [r for r in tinybird_server.requests if r.path == "/v0/datasources"]
     assert [r.params["mode"] for r in imports] == ["replace", "replace"]  # one import per day
 
-    meta = result.asset_materializations_for_node(DS)[0].metadata
-    counts = Counter(action_counts(distinct(expected[0]))) + Counter(action_counts(distinct(expected[1])))
-    assert {a: meta[f"events_{a}"].value for a in counts} == dict(counts)
-    assert meta["duplicates_injected"].value == sum(duplicates(t) for t in expected) > 0
-    assert meta["requests"].value == 2 and meta["quarantined_rows"].value == 0
-    assert meta["successful_rows"].value == meta["rows"].value == sum(t.num_rows for t in expected)
-    assert meta["bytes"].value == sum(len(to_ndjson(t)) for t in expected)
-    assert tinybird_server.token not in str(meta)
+    # the run's result holds the range totals; each day's own figures follow as that partition's materialization
+    logged = [m.metadata for m in result.asset_materializations_for_node(DS)]
+    ranged, per_day = [m for m in logged if "range" in m], [m for m in logged if "range" not in m]
+    assert {m["range_rows"].value for m in ranged} == {sum(t.num_rows for t in expected)}
+    assert sum(duplicates(t) for t in expected) > 0
+    for day, meta, day_events in zip(DAYS, per_day, expected, strict=True):
+        counts = Counter(action_counts(distinct(day_events)))
+        assert meta["window"].value == str(Window.for_day(day))
+        assert {a: meta[f"events_{a}"].value for a in counts} == dict(counts)
+        assert meta["duplicates_injected"].value == duplicates(day_events)
+        assert meta["requests"].value == 1 and meta["quarantined_rows"].value == 0
+        assert meta["successful_rows"].value == meta["rows"].value == day_events.num_rows
+        assert meta["bytes"].value == len(to_ndjson(day_events))
+        assert tinybird_server.token not in str(meta)
     checks = checks_of(result)
     assert {n: c.passed for n, c in checks.items()} == {"no_quarantined_rows": True, "action_mix": True,
                                                         "state_rules": True}  # fmt: skip
@@ -119,16 +126,26 @@ def test_quarantined_rows_fail_the_blocking_check(config_dir, monkeypatch, sqlit
 
 def test_state_rules_check_reads_what_was_delivered(config_dir, monkeypatch, sqlite_url, instance, tinybird_server):
     defs = estore_defs(config_dir, monkeypatch, sqlite_url, tinybird_server)
-    assert run_days(defs, instance, DAYS[0], DAYS[0]).success
-    assert checks_of(run_days(defs, instance, DAYS[0], DAYS[0], job=CHECKS_JOB))["state_rules"].passed
-    # a purchase of a product the customer never put in the cart
+    live = defs.resolve_job_def("live_estore_events")
+    first, second = list(Window.for_day(DAYS[0]).split(3600))[8:10]  # two live batches of one journey slot
+
+    def deliver(window: Window) -> dg.ExecuteInProcessResult:
+        tags = {LIVE_WINDOW_START_TAG: window.start.isoformat(), LIVE_WINDOW_END_TAG: window.end.isoformat()}
+        return live.execute_in_process(instance=instance, partition_key=DAYS[0], tags=tags, raise_on_error=False)
+
+    check = checks_of(deliver(first))["state_rules"]
+    assert check.passed and check.metadata["scope"].value == "window"
+    assert check.metadata["delivered_distinct_events"].value == distinct(events_in(config_dir, first)).num_rows > 0
+    # a purchase of a product the customer never put in the cart, delivered earlier in the slot
     row = dict(tinybird_server.rows(DS)[0])
     bogus = dict(row, event_id="f" * 32, customer_id=10_000, action="purchase")
     tinybird_server.datasources[DS].rows.append(bogus)
-    result = run_days(defs, instance, DAYS[0], DAYS[0], job=CHECKS_JOB, raise_on_error=False)
+    result = deliver(second)  # replays the slot from its start: the first batch's events and the bogus one
     check = checks_of(result)["state_rules"]
     assert not check.passed and check.metadata["violations"].value == 1
     assert "customer 10000" in check.metadata["examples"].value
+    assert not result.success  # blocking
+    assert run_days(defs, instance, DAYS[0], DAYS[0]).success  # replacing the day removes it
 
 
 def test_without_a_token_history_lands_in_the_outbox_and_passes_the_checks(config_dir, monkeypatch, sqlite_url,
@@ -139,7 +156,7 @@ def test_without_a_token_history_lands_in_the_outbox_and_passes_the_checks(confi
     outbox = TinybirdResource(outbox_dir=str(_data_dir / "tinybird_outbox"))
     for day in DAYS:
         assert outbox.outbox_ndjson(DS, Window.for_day(day)) == to_ndjson(world(config_dir, day))
-    meta = result.asset_materializations_for_node(DS)[0].metadata
+    meta = result.asset_materializations_for_node(DS)[-1].metadata  # the last day's own
     assert meta["delivery"].value == "outbox" and "tinybird_outbox" in meta["target"].value
 
     platform = load_platform(config_dir)

@@ -2,30 +2,47 @@
 the Data Sources API), optionally the same events and `estore_totals` in the SQL database, and the checks
 (delivered by streams/estore.py)."""
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 import dagster as dg
 
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
-    LIVE_WINDOW_START_TAG,
-    Stopwatch,
+    Tally,
+    Written,
+    check_scope,
+    column_schema,
     daily_partitions,
+    is_live,
     markdown_list,
+    partition_results,
     provenance,
-    run_window,
     windows_to_write,
-    written_days,
 )
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.tinybird import Delivery, TinybirdResource
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.estore import ACTIONS, EstoreSpec
 from synth_platform.specs.loader import spec_hash
-from synth_platform.streams.estore import action_mix, deliver_windows, delivered_events, write_totals
-from synth_platform.world.estore import distinct, events, state_violations
-from synth_platform.world.windows import Window
+from synth_platform.streams.estore import (
+    WindowDelivery,
+    action_mix,
+    deliver_windows,
+    delivered_events,
+    write_totals,
+)
+from synth_platform.world.estore import (
+    EVENT_COLUMNS,
+    EVENT_SCHEMA,
+    TOTALS_COLUMNS,
+    TOTALS_SCHEMA,
+    distinct,
+    events,
+    state_violations,
+)
+from synth_platform.world.windows import Window, from_epoch
 
 GROUP = "estore"
 
@@ -40,7 +57,8 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     kinds = {"tinybird"} | ({database_kind} if spec.sql.events else set())
     events_key = dg.AssetKey("estore_events")
 
-    # A multi-asset so a run may leave the checks out (live windows do; the daily close runs them).
+    # The checks are evaluated in the delivering step over what it delivered: a live batch, or whole days.
+    # A multi-asset that can be subset, so a run may still leave a check out.
     @dg.multi_asset(
         name="estore_events",
         specs=[
@@ -48,7 +66,10 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
                 events_key,
                 group_name=GROUP,
                 kinds=kinds,
-                metadata={LIVE_CADENCE_METADATA: step},
+                metadata={
+                    LIVE_CADENCE_METADATA: step,
+                    "dagster/column_schema": column_schema(EVENT_SCHEMA, EVENT_COLUMNS),
+                },
                 description="E-store events (view/cart/uncart/purchase/return) into Tinybird: live windows through "
                 "the Events API, whole days replaced through the Data Sources API; injected duplicates share their "
                 "event_id.",
@@ -64,7 +85,15 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
             dg.AssetCheckSpec(
                 "action_mix",
                 asset=events_key,
-                description="Each action's share of distinct events is within tolerance of its weight.",
+                description="Each action's share of the distinct events delivered is within tolerance of its weight.",
+            ),
+            dg.AssetCheckSpec(
+                "state_rules",
+                asset=events_key,
+                blocking=True,
+                description="On the delivered events read back (a live batch with the earlier events of its journey "
+                "slots, or whole days): cart only after a view, uncart and purchase only while in the cart, return "
+                "only after a purchase.",
             ),
         ],
         can_subset=True,
@@ -73,91 +102,102 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     )
     def estore_events(
         context: dg.AssetExecutionContext, tinybird: TinybirdResource, database: DatabaseResource
-    ) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+    ) -> Iterator[dg.MaterializeResult | dg.AssetMaterialization | dg.AssetCheckResult]:
         if events_key not in context.selected_asset_keys:
             raise dg.Failure(
-                "no_quarantined_rows and action_mix are evaluated while estore_events is delivered: "
-                "materialize the partition to run them"
+                "the e-store checks are evaluated while estore_events is delivered: materialize the partition to "
+                "run them"
             )
-        clock = Stopwatch()
         windows = windows_to_write(context, step)
-        live = LIVE_WINDOW_START_TAG in context.run.tags
-        delivered, counts, injected, sql_rows = Delivery(), Counter(), 0, 0
+        live = is_live(context)
+        tally, sent_by_day = Tally(), defaultdict(Sent)
         for i, (window, sent) in enumerate(deliver_windows(spec, seed, windows, tinybird, database, live), 1):
-            delivered += sent.delivery
-            counts.update(sent.actions)
-            injected += sent.duplicates
-            sql_rows += sent.sql_rows
+            tally.add(window, sent.delivery.rows, sent.delivery.bytes)
+            sent_by_day[window.partition_key()].add(sent)
             context.log.info(
                 f"[{i}/{len(windows)}] {window}: {sent.delivery.rows} events, {sent.delivery.requests} requests, "
                 f"{sent.delivery.quarantined_rows} quarantined"
             )
-        via = "Events API" if live else "Data Sources API replace"
-        extra = {
-            **{f"events_{a}": dg.MetadataValue.int(counts[a]) for a in ACTIONS},
-            "duplicates_injected": dg.MetadataValue.int(injected),
-            "requests": dg.MetadataValue.int(delivered.requests),
-            "retries": dg.MetadataValue.int(delivered.retries),
-            "wire_bytes": dg.MetadataValue.int(delivered.wire_bytes),
-            "successful_rows": dg.MetadataValue.int(delivered.successful_rows),
-            "quarantined_rows": dg.MetadataValue.int(delivered.quarantined_rows),
-            "delivery": dg.MetadataValue.text("outbox" if tinybird.uses_outbox else via),
-            "windows": dg.MetadataValue.int(len(windows)),
-        }
-        if spec.sql.events:
-            extra["sql_rows"] = dg.MetadataValue.int(sql_rows)
-        yield dg.MaterializeResult(
-            asset_key=events_key,
-            metadata=provenance(
+        via = "outbox" if tinybird.uses_outbox else "Events API" if live else "Data Sources API replace"
+
+        def metadata(written: Written) -> dict[str, object]:
+            sent = sent_by_day[written.windows[0].partition_key()]
+            extra = {
+                **{f"events_{a}": dg.MetadataValue.int(sent.actions[a]) for a in ACTIONS},
+                "duplicates_injected": dg.MetadataValue.int(sent.duplicates),
+                "requests": dg.MetadataValue.int(sent.delivery.requests),
+                "retries": dg.MetadataValue.int(sent.delivery.retries),
+                "wire_bytes": dg.MetadataValue.int(sent.delivery.wire_bytes),
+                "successful_rows": dg.MetadataValue.int(sent.delivery.successful_rows),
+                "quarantined_rows": dg.MetadataValue.int(sent.delivery.quarantined_rows),
+                "delivery": dg.MetadataValue.text(via),
+                "windows": dg.MetadataValue.int(len(written.windows)),
+            }
+            if spec.sql.events:
+                extra["sql_rows"] = dg.MetadataValue.int(sent.sql_rows)
+            return provenance(
                 seed=seed,
                 spec_hash=digest,
-                window=Window(windows[0].start, windows[-1].end) if windows else run_window(context),
-                rows=delivered.rows,
-                nbytes=delivered.bytes,
-                seconds=clock.seconds,
+                window=written.window,
+                rows=written.rows,
+                nbytes=written.nbytes,
+                seconds=written.seconds,
                 target=tinybird.target(ds),
-                preview=events(spec, seed, windows[-1]).slice(0, 5) if windows else None,
+                preview=events(spec, seed, written.windows[-1]).slice(0, 5),
                 **extra,
-            ),
-        )
-        mix_ok, mix_table = action_mix(spec, counts)
-        checks = [
-            dg.AssetCheckResult(
+            )
+
+        yield from partition_results(context, tally, metadata, events_key)
+        selected = {k.name for k in context.selected_asset_check_keys}
+        written = [w.window for w in tally.partitions.values()]
+        scope = check_scope(live, written)
+        total = Sent()
+        for sent in sent_by_day.values():
+            total.add(sent)
+        if "no_quarantined_rows" in selected:
+            yield dg.AssetCheckResult(
                 check_name="no_quarantined_rows",
-                passed=delivered.quarantined_rows == 0,
-                metadata={"quarantined_rows": delivered.quarantined_rows, "successful_rows": delivered.successful_rows},
-            ),
-            dg.AssetCheckResult(
+                passed=total.delivery.quarantined_rows == 0,
+                metadata={
+                    "quarantined_rows": total.delivery.quarantined_rows,
+                    "successful_rows": total.delivery.successful_rows,
+                    **scope,
+                },
+            )
+        if "action_mix" in selected:
+            mix_ok, mix_table = action_mix(spec, total.actions)
+            yield dg.AssetCheckResult(
                 check_name="action_mix",
                 passed=mix_ok,
-                metadata={"distinct_events": sum(counts.values()), "mix": dg.MetadataValue.md(mix_table)},
-            ),
-        ]
-        for check in checks:
-            if dg.AssetCheckKey(events_key, check.check_name) in context.selected_asset_check_keys:
-                yield check
+                metadata={
+                    "distinct_events": sum(total.actions.values()),
+                    "mix": dg.MetadataValue.md(mix_table),
+                    **scope,
+                },
+            )
+        if "state_rules" in selected:
+            yield state_rules(tinybird, written, live)
 
-    @dg.asset_check(
-        asset=events_key,
-        partitions_def=partitions,
-        blocking=True,
-        description="On the delivered events of each checked day: cart only after a view, uncart and purchase only "
-        "while in the cart, return only after a purchase.",
-    )
-    def state_rules(context: dg.AssetCheckExecutionContext, tinybird: TinybirdResource) -> dg.AssetCheckResult:
+    def state_rules(tinybird: TinybirdResource, written: list[Window], live: bool) -> dg.AssetCheckResult:
+        """Replays the delivered events of each written window from the start of its first journey slot: journeys
+        never leave their slot, so the state before it is empty and a live batch is judged like a day."""
+        slot_s = spec.journeys.slot_seconds
+        spans = [Window(from_epoch(w.start_s - w.start_s % slot_s), w.end) for w in written]
         bad, notes, delivered, expected = 0, [], 0, 0
-        for _, part in written_days(context, step):
-            table = delivered_events(tinybird, ds, part)
+        for span in spans:
+            table = delivered_events(tinybird, ds, span)
             count, found = state_violations(table)
             bad, notes = bad + count, notes + found
             delivered += distinct(table).num_rows
-            expected += distinct(events(spec, seed, part)).num_rows
+            expected += distinct(events(spec, seed, span)).num_rows
         return dg.AssetCheckResult(
+            check_name="state_rules",
             passed=bad == 0,
             metadata={
                 "violations": bad,
                 "delivered_distinct_events": delivered,
                 "generated_distinct_events": expected,
+                **check_scope(live, spans),
                 "examples": markdown_list(notes, limit=20),
             },
         )
@@ -171,25 +211,49 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
             partitions_def=partitions,
             backfill_policy=dg.BackfillPolicy.single_run(),
             deps=[events_key],
-            metadata={LIVE_CADENCE_METADATA: step},
+            metadata={
+                LIVE_CADENCE_METADATA: step,
+                "dagster/column_schema": column_schema(TOTALS_SCHEMA, TOTALS_COLUMNS),
+            },
             description=f"Distinct e-store events per {spec.sql.totals_interval_minutes}-minute interval: views, "
             "carts, uncarts, orders (purchases) and returns.",
         )
-        def estore_totals(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
-            clock = Stopwatch()
-            rows = sum(write_totals(spec, seed, database, w) for w in windows_to_write(context, step))
-            return dg.MaterializeResult(
-                metadata=provenance(
+        def estore_totals(context: dg.AssetExecutionContext, database: DatabaseResource):
+            tally = Tally()
+            for window in windows_to_write(context, step):
+                tally.add(window, write_totals(spec, seed, database, window), 0)
+            table = database.qualified_name("estore_totals")
+
+            def metadata(written: Written) -> dict[str, object]:
+                return provenance(
                     seed=seed,
                     spec_hash=digest,
-                    window=run_window(context),
-                    rows=rows,
+                    window=written.window,
+                    rows=written.rows,
                     nbytes=0,
-                    seconds=clock.seconds,
+                    seconds=written.seconds,
                     target=f"{database.redacted_url} table estore_totals",
+                    **{"dagster/table_name": table},
                 )
-            )
+
+            yield from partition_results(context, tally, metadata)
 
         assets.append(estore_totals)
 
-    return dg.Definitions(assets=assets, asset_checks=[state_rules])
+    return dg.Definitions(assets=assets)
+
+
+@dataclass
+class Sent:
+    """What a run delivered into one partition, summed over its windows."""
+
+    delivery: Delivery = field(default_factory=Delivery)
+    actions: Counter = field(default_factory=Counter)
+    duplicates: int = 0
+    sql_rows: int = 0
+
+    def add(self, sent: WindowDelivery) -> None:
+        self.delivery += sent.delivery
+        self.actions.update(sent.actions)
+        self.duplicates += sent.duplicates
+        self.sql_rows += sent.sql_rows

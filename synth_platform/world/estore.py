@@ -60,6 +60,24 @@ TOTALS_SCHEMA = pa.schema(
         pa.field("returns", pa.int64(), nullable=False),
     ]
 )
+EVENT_COLUMNS = {
+    "event_id": "32 hex digits: a hash of seed, customer, product, slot and step; an injected duplicate repeats it",
+    "timestamp": "When the event happened (UTC)",
+    "customer_id": "Customer who acted (1..catalog.customers)",
+    "product_id": "Product acted on (1..catalog.products)",
+    "action": "view, cart, uncart, purchase or return",
+    "price": "The product's list price",
+    "quantity": "Units carted, purchased or returned (1 for a view)",
+    "session_id": "Shopping session: one per journey, another for its delayed return",
+}
+TOTALS_COLUMNS = {
+    "interval_start": "Start of the interval (UTC)",
+    "views": "Distinct view events in the interval",
+    "carts": "Distinct cart events in the interval",
+    "uncarts": "Distinct uncart events in the interval",
+    "orders": "Distinct purchase events in the interval",
+    "returns": "Distinct return events in the interval",
+}
 _TOTAL_COLUMNS = dict(zip(ACTIONS, ["views", "carts", "uncarts", "orders", "returns"], strict=True))
 
 
