@@ -1,6 +1,7 @@
 """Each partition's page shows that partition's figures: after a 3-day range run and a single-day run of power_usage
-and meter_readings, every partition's latest materialization in the instance has its own row count (the rows in
-the target for that day), its own window and a preview of that day, with Dagster's standard metadata keys."""
+and meter_readings (and a range run of the e-store, a declarative table and sharded meters), every partition's latest
+materialization in the instance has its own row count (the rows in the target for that day), its own window and a
+preview of that day, with Dagster's standard metadata keys."""
 
 import gzip
 import json
@@ -13,13 +14,17 @@ import sqlalchemy as sa
 from synth_platform.definitions import build_definitions
 from synth_platform.domains import load_platform
 from synth_platform.sinks.database import DatabaseResource
+from synth_platform.sinks.delta import DeltaResource, window_filter
 from synth_platform.sinks.files import BucketResource, window_prefix
+from synth_platform.sinks.tinybird import TinybirdResource
 from synth_platform.streams.meters import READINGS
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
+from synth_platform_tests.runs import run_days
 
 RANGE, SINGLE = ["2026-03-01", "2026-03-02", "2026-03-03"], "2026-03-05"
 USAGE, METERS = dg.AssetKey("power_usage"), dg.AssetKey(READINGS)
+EVENTS, TOTALS, ORDERS = dg.AssetKey("estore_events"), dg.AssetKey("estore_totals"), dg.AssetKey(["tables", "orders"])
 
 
 @pytest.fixture
@@ -31,13 +36,8 @@ def defs(config_dir) -> dg.Definitions:
 
 
 def run(defs: dg.Definitions, instance: dg.DagsterInstance, first: str, last: str) -> None:
-    job = defs.resolve_implicit_global_asset_job_def().get_subset(
-        asset_selection={USAGE, METERS, dg.AssetKey("device_metadata"), dg.AssetKey("meter_fleet")},
-        # power_usage's checks run in its step (they cannot be left out); not the wall-clock freshness check
-        asset_check_selection={dg.AssetCheckKey(USAGE, n) for n in ("row_count", "unique_keys", "known_devices")},
-    )
-    tags = {"dagster/asset_partition_range_start": first, "dagster/asset_partition_range_end": last}
-    assert job.execute_in_process(instance=instance, tags=tags).success
+    """main_job over first..last in one run: every asset with the checks it runs in its step."""
+    assert run_days(defs, instance, first, last).success
 
 
 def latest(instance: dg.DagsterInstance, key: dg.AssetKey, day: str) -> dict:
@@ -78,6 +78,55 @@ def test_each_partition_shows_its_own_rows_window_and_preview(defs, instance, _d
     meter_columns = graph.get(METERS).metadata["dagster/column_schema"].columns
     first_record = _first_record(bucket, Window.for_day(SINGLE))
     assert [c.name for c in meter_columns] == list(first_record)
+
+
+def test_range_runs_of_the_estore_a_table_and_sharded_meters_show_each_days_own_rows(
+    config_dir, instance, _data_dir, monkeypatch
+):
+    edit_yaml(config_dir / "world.yaml", domains=["meters", "tables", "estore"], start_date="2026-01-01")
+    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": 12, "interval_seconds": 60, "output.meters_per_part": 5,
+                                             "day_shards": 2})  # fmt: skip
+    edit_yaml(config_dir / "estore.yaml", **{"catalog.customers": 40, "catalog.products": 10})
+    monkeypatch.delenv("TINYBIRD_TOKEN", raising=False)  # the outbox: one file of events per day
+    monkeypatch.delenv("SYNTH_DELTA_ROOT", raising=False)
+    platform = load_platform(config_dir)
+    defs = build_definitions(platform)
+    run(defs, instance, RANGE[0], RANGE[-1])
+
+    db = DatabaseResource(url=f"sqlite:///{_data_dir / 'synth.db'}")
+    bucket = BucketResource(url=str(_data_dir / "bucket"))
+    outbox = TinybirdResource(outbox_dir=str(_data_dir / "tinybird_outbox"))
+    delta = DeltaResource(root=str(_data_dir / "delta"))
+    orders_time = platform.get("tables").catalog["orders"].spec.cadence.time_column
+    held: dict[str, list[int]] = {}
+    for day in RANGE:
+        window = Window.for_day(day)
+        in_target = {
+            EVENTS: len(outbox.outbox_ndjson(EVENTS.path[-1], window).splitlines()),
+            TOTALS: db.scalar(
+                "SELECT COUNT(*) FROM estore_totals WHERE interval_start >= :start AND interval_start < :end",
+                {"start": window.start, "end": window.end},
+            ),
+            ORDERS: delta.read("orders", ["order_id"], window_filter(orders_time, window)).num_rows,
+            METERS: bucket.manifest(window_prefix(READINGS, window))["rows"],
+        }
+        for key, rows in in_target.items():
+            meta = latest(instance, key, day)
+            assert meta["dagster/row_count"] == meta["rows"] == rows > 0, (key, day)
+            assert meta["window"] == str(window) and "range" not in meta, (key, day)
+            held.setdefault(key.to_user_string(), []).append(rows)
+        for key in (EVENTS, ORDERS, METERS):
+            assert _days_in(latest(instance, key, day)["preview"]) == {day}, key
+    assert len(set(held["estore_events"])) > 1  # days differ: no partition shows another's (or the range's)
+
+    graph = defs.resolve_asset_graph()
+    first_event = json.loads(outbox.outbox_ndjson("estore_events", Window.for_day(RANGE[0])).splitlines()[0])
+    event_columns = graph.get(EVENTS).metadata["dagster/column_schema"].columns
+    assert [c.name for c in event_columns] == list(first_event) and all(c.description for c in event_columns)
+    total_columns = graph.get(TOTALS).metadata["dagster/column_schema"].columns
+    assert [c.name for c in total_columns] == [c["name"] for c in sa.inspect(db.engine).get_columns("estore_totals")]
+    order_columns = graph.get(ORDERS).metadata["dagster/column_schema"].columns
+    assert [c.name for c in order_columns] == delta.read("orders", [c.name for c in order_columns]).column_names
 
 
 def _days_in(markdown: str) -> set[str]:
