@@ -20,7 +20,8 @@ def daily_close_job(assets: list[dg.AssetKey], exclude_checks: dg.AssetSelection
         DAILY_CLOSE_JOB,
         selection=dg.AssetSelection.assets(*assets) - exclude_checks,
         tags={KIND_TAG: "daily_close"},
-        description="Yesterday's partition of every daily stream, then its checks (a whole day at last).",
+        description="Yesterday's partition of every daily stream, each with the checks its step runs over the "
+        "whole day.",
     )
 
 
