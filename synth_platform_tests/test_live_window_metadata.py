@@ -17,6 +17,7 @@ from synth_platform.world.estore import events
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.live_helpers import Clock, at, live_definitions, power_platform, rows
+from synth_platform_tests.runs import run_request
 
 DAY = "2026-03-02"
 TAGS = (LIVE_WINDOW_START_TAG, LIVE_WINDOW_END_TAG)
@@ -47,10 +48,7 @@ def test_a_live_batch_names_its_window_and_evaluates_its_checks(config_dir, sqli
         batch.start.isoformat(),
         batch.end.isoformat(),
     )
-    job = defs.resolve_job_def("live_power_usage").get_subset(
-        asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
-    )
-    result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags)
+    result = run_request(defs.resolve_job_def("live_power_usage"), instance, request)
     assert result.success
 
     evaluations = {e.check_name: e for e in result.get_asset_check_evaluations()}
@@ -103,10 +101,7 @@ def test_live_runs_of_meters_a_table_and_the_estore_evaluate_every_check_on_thei
     batches: dict[dg.AssetKey, tuple[Window, str]] = {}
     for sensor in defs.sensors:
         for request in sensor.evaluate_tick(context).run_requests:
-            job = defs.resolve_job_def(sensor.job_name).get_subset(
-                asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
-            )
-            result = job.execute_in_process(instance=instance, partition_key=request.partition_key, tags=request.tags)
+            result = run_request(defs.resolve_job_def(sensor.job_name), instance, request)
             assert result.success
             batch = Window(*(datetime.fromisoformat(request.tags[t]) for t in TAGS))
             for key in request.asset_selection:
