@@ -26,7 +26,7 @@ from synth_platform.world.meters import expected_rows
 from synth_platform.world.windows import Window
 from synth_platform_tests.config_files import edit_yaml
 from synth_platform_tests.gcs_emulator import fail_uploads
-from synth_platform_tests.runs import checks_of, checks_passed, run_days
+from synth_platform_tests.runs import checks_of, checks_passed, run_days, run_request
 from synth_platform_tests.s3_server import puts
 
 DAYS = ["2026-03-01", "2026-03-02"]
@@ -311,3 +311,27 @@ def test_s3_bucket_idempotent_manifest_last_and_upload_failure(config_dir, monke
 
     assert bucket.delete_before("meter_readings", Window.for_day(DAYS[1]).start.date()) == 4  # retention
     assert {n.split("/")[1] for n in bucket.list("meter_readings/")} == {f"dt={DAYS[1]}"}
+
+
+def test_the_daily_close_evaluates_the_whole_day_and_the_fleet_check_only_with_the_fleet(
+    config_dir, monkeypatch, instance, local_url
+):
+    defs = make_defs(config_dir, monkeypatch, local_url)
+    schedule = defs.resolve_schedule_def("daily_close_schedule")
+    fleet_check = dg.AssetCheckKey(dg.AssetKey("meter_fleet"), "ids_unique")
+    for first in (True, False):  # the fleet is written (with its check) only while it has never been materialized
+        context = dg.build_schedule_context(
+            instance=instance, scheduled_execution_time=at_close(DAYS[1]), repository_def=defs.get_repository_def()
+        )
+        (request,) = schedule.evaluate_tick(context).run_requests
+        assert request.partition_key == DAYS[0] and (fleet_check in request.asset_check_keys) == first
+        result = run_request(defs.resolve_job_def("daily_close"), instance, request)
+        checks = checks_of(result)
+        assert all(c.passed for c in checks.values()) and ("ids_unique" in checks) == first
+        assert checks["row_count"].metadata["scope"].value == "day"
+        assert checks["row_count"].metadata["rows"].value == METERS * 1440
+        assert checks["power_agreement"].metadata["meter_hours_compared"].value > 0
+
+
+def at_close(day: str) -> datetime:
+    return datetime.fromisoformat(f"{day}T00:15:00+00:00")
