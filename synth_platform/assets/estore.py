@@ -252,7 +252,7 @@ class Sent:
     duplicates: int = 0
     sql_rows: int = 0
 
-    def add(self, sent: WindowDelivery) -> None:
+    def add(self, sent: "WindowDelivery | Sent") -> None:
         self.delivery += sent.delivery
         self.actions.update(sent.actions)
         self.duplicates += sent.duplicates
