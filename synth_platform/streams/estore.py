@@ -24,6 +24,7 @@ from synth_platform.world.estore import (
     distinct,
     duplicates,
     events,
+    state_violations,
     totals,
 )
 from synth_platform.world.windows import Window, from_epoch
@@ -124,6 +125,36 @@ def delivered_events(tinybird: TinybirdResource, datasource: str, window: Window
     frame = frame.with_columns(pl.col("timestamp").str.to_datetime(fmt, time_unit="ms", time_zone="UTC"))
     frame = frame.filter((pl.col("timestamp") >= window.start) & (pl.col("timestamp") < window.end))
     return frame.to_arrow().select(["event_id", "timestamp", "customer_id", "product_id", "action"])
+
+
+_REPLAYED = ["event_id", "timestamp", "customer_id", "product_id", "action"]
+
+
+@dataclass(frozen=True)
+class Replay:
+    """The state rules replayed over a window's delivered events: violations, up to 20 examples, and the distinct
+    events delivered and generated for the window."""
+
+    violations: int
+    examples: list[str]
+    delivered: int
+    generated: int
+
+
+def replay_delivered(spec: EstoreSpec, seed: int, tinybird: TinybirdResource, window: Window) -> Replay:
+    """Replay the window's delivered events after the world's events of its journey slot before the window. A
+    journey never leaves its slot and the world keeps the rules, so that is the state at the window's start
+    whatever was delivered before it (a live stream may start mid-slot); violations can only be delivered events."""
+    slot_s = spec.journeys.slot_seconds
+    slot_start = from_epoch(window.start_s - window.start_s % slot_s)
+    schema = pa.schema([EVENT_SCHEMA.field(c) for c in _REPLAYED])
+    delivered = delivered_events(tinybird, spec.datasource, window).select(_REPLAYED).cast(schema)
+    generated = events(spec, seed, window)
+    before = (
+        [events(spec, seed, Window(slot_start, window.start)).select(_REPLAYED)] if slot_start < window.start else []
+    )
+    violations, examples = state_violations(pa.concat_tables([*before, delivered]))
+    return Replay(violations, examples, distinct(delivered).num_rows, distinct(generated).num_rows)
 
 
 def delete_expired(
