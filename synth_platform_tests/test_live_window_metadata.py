@@ -124,7 +124,7 @@ def test_live_runs_of_meters_a_table_and_the_estore_evaluate_every_check_on_thei
             assert record.run_id == run_id and evaluation.passed, check
             meta = {k: v.value for k, v in evaluation.metadata.items()}
             if graph.get(key).is_partitioned:
-                # the windows written (a check needing whole journey slots or hours reads back from their start)
+                # the windows written (power_agreement reads back from the start of their hours)
                 checked = _windows(meta["checked"])
                 assert meta["scope"] == "window" and checked, check
                 assert all(w.partition_key() == DAY for w in checked) and checked[-1].end == batch.end, check
