@@ -68,17 +68,16 @@ def build_definitions(platform: PlatformSpec | None = None) -> dg.Definitions:
     rules = [rule for domain in domains for rule in domain.retention(platform.get(domain.name))]
     automated = automation.build(platform, assembled, rules=rules)
     distributed = executor_from_env()
-    # Freshness compares against the wall clock; it has its own schedule and would fail any past-day backfill.
     main_job = dg.define_asset_job(
         MAIN_JOB,
         executor_def=None if distributed else PARALLEL_EXECUTOR,
-        selection=dg.AssetSelection.all() - dg.AssetSelection.checks(*automated.asset_checks),
+        selection=dg.AssetSelection.all(),
         description="Every asset of the enabled domains with their checks; `make run` backfills the demo window.",
     )
     # The default executor of every job that does not set one: the daily close, backfills, a partition from the UI.
     # Local: in the run's process. SYNTH_EXECUTOR picks Celery or Kubernetes (main_job then uses it too).
     return dg.Definitions.merge(
-        assembled, automated, dg.Definitions(jobs=[main_job], executor=distributed or dg.in_process_executor)
+        automated, dg.Definitions(jobs=[main_job], executor=distributed or dg.in_process_executor)
     )
 
 

@@ -1,9 +1,13 @@
 """Shared by the live tests: a controllable clock and the power domain's Definitions with automation on it."""
 
+import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+from dagster._core.definitions.freshness import FreshnessState
+from dagster._core.loader import LoadingContextForTest
+from dagster._daemon.freshness import FreshnessDaemon
 
 from synth_platform import automation
 from synth_platform.domains import REGISTRY, load_platform
@@ -50,7 +54,7 @@ def live_definitions(platform: PlatformSpec, url: str, clock: Clock) -> dg.Defin
         built, dg.Definitions(jobs=[history], resources={"database": DatabaseResource(url=url)})
     )
     rules = power.retention(platform.get("power"))
-    return dg.Definitions.merge(domains, automation.build(platform, domains, clock, rules=rules))
+    return automation.build(platform, domains, clock, rules=rules)
 
 
 def rows(db: DatabaseResource, w: Window) -> list[tuple]:
@@ -66,3 +70,22 @@ def world_rows(platform, w: Window) -> list[tuple]:
     table = power_usage(platform.get("power"), platform.world.seed, w).to_pylist()
     out = [(r["timestamp"].strftime("%Y-%m-%d %H:%M:%S"), r["device_id"], r["power_usage_kwh"]) for r in table]
     return sorted(out)
+
+
+class _Workspace:
+    """What the daemon's freshness loop asks of its workspace: a request context holding the asset graph."""
+
+    def __init__(self, defs: dg.Definitions, instance: dg.DagsterInstance):
+        self.graph, self.instance = defs.resolve_asset_graph(), instance
+
+    def create_request_context(self) -> LoadingContextForTest:
+        context = LoadingContextForTest(self.instance)
+        context.asset_graph = self.graph
+        return context
+
+
+def freshness_state(defs: dg.Definitions, instance: dg.DagsterInstance, key: dg.AssetKey) -> FreshnessState:
+    """One iteration of the daemon's freshness loop over `defs` (at Dagster's clock, which `freeze_time` sets), then
+    the state it recorded for `key` in the instance."""
+    asyncio.run(FreshnessDaemon()._evaluate_assets(_Workspace(defs, instance)))  # noqa: SLF001
+    return instance.get_freshness_state_records([key])[key].freshness_state

@@ -50,9 +50,8 @@ def run_request(
 
 
 def checks_of(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEvaluation]:
-    """The domain checks a run evaluated, by name (the automation's freshness check judges the wall clock, not the
-    run's days, so it is left out)."""
-    return {e.check_name: e for e in result.get_asset_check_evaluations() if e.check_name != "freshness"}
+    """The checks a run evaluated, by name."""
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
 def checks_passed(result: dg.ExecuteInProcessResult) -> dict[str, bool]:

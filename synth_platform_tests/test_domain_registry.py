@@ -1,6 +1,6 @@
 """A domain registered from outside the package (synth_platform_tests/counter_domain) gets everything a shipped
-domain gets: its spec loaded from config/, its assets, a live sensor and job, the daily close, freshness and
-retention, all through the one registry."""
+domain gets: its spec loaded from config/, its assets, a live sensor and job, the daily close, a freshness
+policy and retention, all through the one registry."""
 
 from dataclasses import replace
 
@@ -37,7 +37,6 @@ def test_a_registered_domain_is_loaded_built_and_automated(counter_config, sqlit
     assert [n.key.to_user_string() for n in defs.resolve_asset_graph().asset_nodes] == ["counter_ticks"]
     assert {s.name for s in repo.sensor_defs} == {"live_counter_ticks_sensor"}
     assert {s.name for s in repo.schedule_defs} == {
-        "freshness_schedule",
         "daily_close_schedule",
         "retention_schedule",
         "live_run_history_schedule",

@@ -1,4 +1,4 @@
-"""What the automation's runs do to real data: live windows, the daily close, freshness and retention (SQLite)."""
+"""What the automation's runs do to real data: live windows, the daily close and retention (SQLite)."""
 
 import dagster as dg
 import pytest
@@ -69,7 +69,7 @@ def test_daily_close_rewrites_yesterday_identically_and_runs_the_checks(platform
     result = run_request(defs.resolve_job_def("daily_close"), instance, request)
     assert result.success
     checks = {e.check_name: e.passed for e in result.get_asset_check_evaluations()}
-    assert checks == {"row_count": True, "unique_keys": True, "known_devices": True}  # whole-day checks, no freshness
+    assert checks == {"row_count": True, "unique_keys": True, "known_devices": True}  # the domain's whole-day checks
     assert rows(db, live_hour) == delivered_live  # the close equals the union of the live windows
     expected = expected_rows(platform.get("power"), platform.world.seed, Window.for_day(DAY))
     assert len(rows(db, Window.for_day(DAY))) == expected
@@ -84,41 +84,6 @@ def test_daily_close_skips_days_before_the_first_partition(platform, sqlite_url,
     )
     data = defs.resolve_schedule_def("daily_close_schedule").evaluate_tick(context)
     assert data.run_requests == [] and "before the first partition" in data.skip_message
-
-
-def freshness(defs: dg.Definitions, instance) -> tuple[bool, dict]:
-    result = defs.resolve_job_def("freshness_checks").execute_in_process(instance=instance, raise_on_error=False)
-    (evaluation,) = result.get_asset_check_evaluations()
-    return evaluation.passed, {k: v.value for k, v in evaluation.metadata.items()}
-
-
-def test_freshness_follows_the_newest_event_time(platform, sqlite_url, instance):
-    clock = Clock(at("2026-03-05T10:00:30"))
-    defs = live_definitions(platform, sqlite_url, clock)
-    passed, meta = freshness(defs, instance)
-    assert not passed and meta["newest_event_time"] == "nothing written today or yesterday"
-
-    assert run_live(defs, instance, Window(at("2026-03-05T09:50"), at("2026-03-05T10:00"))).success
-    passed, meta = freshness(defs, instance)
-    assert passed and meta["newest_event_time"] == "2026-03-05T10:00:00+00:00" and meta["lag_seconds"] == 30.0
-
-    clock.now = at("2026-03-05T10:30:00")  # exactly 3 windows behind: still within the multiple
-    assert freshness(defs, instance)[0]
-    clock.now = at("2026-03-05T10:30:01")
-    passed, meta = freshness(defs, instance)
-    assert not passed and meta["allowed_lag_seconds"] == 1800.0
-
-    # an older window written late (catch-up) does not move the newest event time back
-    assert run_live(defs, instance, Window(at("2026-03-05T08:00"), at("2026-03-05T08:10"))).success
-    assert freshness(defs, instance)[1]["newest_event_time"] == "2026-03-05T10:00:00+00:00"
-
-
-def test_freshness_counts_a_partition_run_up_to_what_it_wrote(platform, sqlite_url, instance):
-    clock = Clock(at("2026-03-06T00:05:00"))
-    defs = live_definitions(platform, sqlite_url, clock)
-    assert run_days(defs, instance, "2026-03-05", job=HISTORY_JOB).success
-    passed, meta = freshness(defs, instance)  # the run started after the day closed: it wrote all of it
-    assert passed and meta["newest_event_time"] == "2026-03-06T00:00:00+00:00" and meta["lag_seconds"] == 300.0
 
 
 def test_retention_deletes_whole_days_older_than_retention(config_dir, sqlite_url, instance):

@@ -73,7 +73,7 @@ def test_a_never_written_dimension_goes_with_the_first_window_only(make_sensor, 
     usage, devices = dg.AssetKey("power_usage"), dg.AssetKey("device_metadata")
     assert selections == [{usage, devices}, {usage}, {usage}]
     in_step = {dg.AssetCheckKey(usage, n) for n in ("known_devices", "row_count", "unique_keys")}
-    assert all(set(r.asset_check_keys) == in_step for r in data.run_requests)  # not the wall-clock freshness
+    assert all(set(r.asset_check_keys) == in_step for r in data.run_requests)  # the checks of its own step
 
 
 def test_initial_cursor_can_start_at_the_last_windows(make_sensor, instance):

@@ -24,7 +24,7 @@ def make_defs(config_dir, url, monkeypatch) -> dg.Definitions:
     edit_yaml(config_dir / "power.yaml", **{"devices.count": 30, "usage.interval_minutes": 20})
     monkeypatch.setenv("SYNTH_DATABASE_URL", url)
     defs = build_definitions(load_platform(config_dir))
-    checks = dg.define_asset_job(  # power_usage with the checks it evaluates in its step (not freshness)
+    checks = dg.define_asset_job(  # power_usage with the checks it evaluates in its step
         CHECKS_JOB,
         selection=dg.AssetSelection.assets("power_usage").without_checks()
         | dg.AssetSelection.checks(

@@ -201,7 +201,8 @@ def partition_results(
     keys = context.partition_keys
     if len(keys) == 1:
         written = tally.partitions.get(keys[0])
-        return [dg.MaterializeResult(asset_key=key, metadata=metadata(written) if written else empty)]
+        meta = {**metadata(written), **event_lag(context, written.window)} if written else empty
+        return [dg.MaterializeResult(asset_key=key, metadata=meta)]
     total = {
         "range": dg.MetadataValue.text(f"{keys[0]} .. {keys[-1]} ({len(keys)} partitions, one run)"),
         "range_rows": dg.MetadataValue.int(sum(w.rows for w in tally.partitions.values())),
@@ -214,6 +215,15 @@ def partition_results(
         meta = metadata(written) if written else empty
         events.append(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=meta))
     return events
+
+
+def event_lag(context: dg.AssetExecutionContext, written: Window) -> dict[str, object]:
+    """A live run's lag: how far the end of what it wrote is behind the run's clock, as a number so the UI plots
+    it over time. A partition run writes the past on purpose and reports none."""
+    if LIVE_WINDOW_END_TAG not in context.run.tags:
+        return {}
+    lag = (datetime.now(UTC) - written.end).total_seconds()
+    return {"event_lag_s": dg.MetadataValue.float(round(lag, 3))}
 
 
 def nothing_written() -> dict[str, object]:

@@ -11,6 +11,7 @@ from synth_platform.assets.common import (
     LIVE_WINDOW_START_TAG,
     Stopwatch,
     daily_partitions,
+    event_lag,
     markdown_list,
     provenance,
     run_window,
@@ -77,7 +78,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
             if analytics is not None:  # keep the top-devices views and histogram tables current
                 analytics.written(database, STREAM, [window])
             context.log.info(f"[{i}/{len(windows)}] {window}: {data.num_rows} rows")
-        extra = {"windows": dg.MetadataValue.int(len(windows))}
+        extra = {"windows": dg.MetadataValue.int(len(windows)), **(event_lag(context, windows[-1]) if windows else {})}
         if spec.tinybird:
             extra["tinybird_rows"] = dg.MetadataValue.int(delivered.rows)
             extra["tinybird_quarantined_rows"] = dg.MetadataValue.int(delivered.quarantined_rows)

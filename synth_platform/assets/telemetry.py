@@ -14,6 +14,7 @@ from synth_platform.assets.common import (
     LIVE_WINDOW_START_TAG,
     Stopwatch,
     daily_partitions,
+    event_lag,
     provenance,
     run_window,
     windows_to_write,
@@ -63,6 +64,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                 requests=dg.MetadataValue.int(total.requests),
                 retries=dg.MetadataValue.int(total.retries),
                 reconnects=dg.MetadataValue.int(total.reconnects),
+                **(event_lag(context, windows[-1]) if windows else {}),
             )
         )  # fmt: skip
 

@@ -14,11 +14,11 @@ from synth_platform.specs.world import WorldSpec
 DAILY_CLOSE_JOB = "daily_close"
 
 
-def daily_close_job(assets: list[dg.AssetKey], exclude_checks: dg.AssetSelection) -> AssetJob:
+def daily_close_job(assets: list[dg.AssetKey]) -> AssetJob:
     """Every daily stream and its dimensions (unpartitioned upstream, written by the close only if missing)."""
     return dg.define_asset_job(
         DAILY_CLOSE_JOB,
-        selection=dg.AssetSelection.assets(*assets) - exclude_checks,
+        selection=dg.AssetSelection.assets(*assets),
         tags={KIND_TAG: "daily_close"},
         description="Yesterday's partition of every daily stream, each with the checks its step runs over the "
         "whole day.",
@@ -49,8 +49,8 @@ def daily_close_schedule(
             run_key=f"{DAILY_CLOSE_JOB}:{day.isoformat()}",
             partition_key=day.isoformat(),
             asset_selection=selected,
-            # explicit: a subset run would otherwise add the not-partitioned freshness check; a dimension's own
-            # checks go with it (they run in its step)
+            # explicit: the domains' checks of the selected assets; a dimension's own checks go with it (they run
+            # in its step)
             asset_check_keys=checks_of_assets(checks, selected),
         )
 

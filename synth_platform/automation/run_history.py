@@ -4,8 +4,7 @@
 Dagster OSS purges ticks, not runs. What the UI shows must not change when runs go: a run that holds the latest
 materialization (or the latest attempt) of any asset partition it wrote is kept whatever its age. Materialized
 partitions and watermarks kept in an asset's latest metadata therefore never depend on a deleted run, nor does the
-freshness check: its newest event time is the newest window written today or yesterday, which (windows being
-written in order, one batch after the other) is the partition's latest write.
+freshness state: Dagster's evaluator reads the asset record's last materialization, which a purge never deletes.
 """
 
 from collections.abc import Iterable

@@ -24,7 +24,7 @@ class Domain(Generic[S]):
     - `load`: its spec from the config folder (raising SpecError naming the file, key path and reason);
     - `build`: its Dagster definitions from the loaded platform and the database kind (for the UI's kinds). Its live
       streams are the partitioned assets it marks with `LIVE_CADENCE_METADATA` (assets/common.py): the automation
-      gives each a live sensor, a live job and a freshness check, and every daily asset joins the daily close;
+      gives each a live sensor, a live job and a freshness policy, and every daily asset joins the daily close;
     - `retention`: its streams' retention rules from its spec (what the retention job deletes, where).
     """
 

@@ -28,6 +28,16 @@ class LiveRunAges(Spec):
 class LiveSpec(Spec):
     """Near-real-time delivery: the live sensors, the daily close, retention and freshness."""
 
+    @pydantic.model_validator(mode="before")
+    @classmethod
+    def _no_freshness_cron(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "freshness_cron" in data:
+            raise ValueError(
+                "freshness_cron is no longer a setting: freshness is Dagster's freshness policy on each live stream, "
+                "evaluated by the daemon (freshness_multiple sets its window); remove the key"
+            )
+        return data
+
     default_status: Literal["running", "stopped"] = pydantic.Field(
         "running", description="Whether the live sensors and schedules run as soon as the daemon starts"
     )
@@ -48,9 +58,11 @@ class LiveSpec(Spec):
         description="Where a new sensor starts: the start of today (UTC), or N to request only the last N windows",
     )
     freshness_multiple: float = pydantic.Field(
-        3.0, gt=1, le=1000, description="Freshness fails when the newest event time lags more than this x cadence"
+        3.0,
+        gt=1,
+        le=1000,
+        description="A stream's freshness fails after this x its cadence (at least a minute) without a write",
     )
-    freshness_cron: str = pydantic.Field("*/10 * * * *", description="When the freshness checks run (UTC)")
     daily_close_cron: str = pydantic.Field("15 0 * * *", description="When yesterday is closed (UTC)")
     retention_cron: str = pydantic.Field("45 0 * * *", description="When expired data is deleted (UTC)")
     purge_live_runs_after_days: LiveRunAges = LiveRunAges()
@@ -63,7 +75,7 @@ class LiveSpec(Spec):
             raise ValueError("must be 'start_of_day' or a number of windows >= 1")
         return v
 
-    _crons = pydantic.field_validator("freshness_cron", "daily_close_cron", "retention_cron", "run_history_cron")(_cron)
+    _crons = pydantic.field_validator("daily_close_cron", "retention_cron", "run_history_cron")(_cron)
 
 
 class TargetsSpec(Spec):
