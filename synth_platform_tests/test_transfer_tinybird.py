@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 import orjson
 import pytest
+import sqlalchemy as sa
 
 from synth_platform.analytics import transfer
 from synth_platform.definitions import build_definitions
@@ -120,6 +121,11 @@ def test_transfer_asset_keeps_its_watermark_across_a_restart(tinybird_server, co
     assert second["rows"].value == 100 + 2  # the two events at the watermark second are re-read, not duplicated
     assert second["table_rows"].value == 300 and len(table_rows(db)) == 300
     assert "token" not in str(second) and tinybird_server.token not in str(second)
+    # dagster/column_schema: the columns the pulled table holds, its own ones described
+    columns = second["dagster/column_schema"].value.columns
+    assert [c.name for c in columns] == [c["name"] for c in sa.inspect(db.engine).get_columns("estore_events_pulled")]
+    assert {c.name for c in columns if c.description} == {"event_id", "timestamp"}  # the upsert key, the time column
+    assert second["dagster/table_name"].value == "estore_events_pulled"
 
 
 def test_the_transfer_sensor_pulls_every_pipe_on_its_interval(

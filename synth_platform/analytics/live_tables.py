@@ -82,6 +82,22 @@ VIEWS = sql_table(
     metadata=_metadata,
 )
 TOP_VIEW, DAILY_VIEW = "top_devices", "top_devices_daily"
+# What the columns of the views and tables mean (their dagster/column_schema); the names agree across them.
+COLUMN_DESCRIPTIONS = {
+    "feature": "Which reading is ranked or counted (a feature of config/analytics.yaml)",
+    "period": "all time, past hour or past minute (before the newest reading, or now: relative_to)",
+    "day": "UTC day",
+    "place": "Rank of the device within the feature and period or day; 1 = highest maximum",
+    "device_id": "Device",
+    "value": "The device's maximum reading",
+    "at": "When the device first reached its maximum",
+    "bucket": "Value bucket (its edges from config/analytics.yaml)",
+    "bucket_label": "The bucket's value range",
+    "readings": "Readings of the device in the bucket",
+    "reported": "Intervals the device reported",
+    "intervals": "Intervals of the day (reading times at which any device reported)",
+    "missing": "Intervals the device did not report",
+}
 RELATIVE = {"past hour": 3600, "past minute": 60}
 FLEET_TABLE = "device_metadata"
 
@@ -206,6 +222,11 @@ def daily_view() -> sa.Select:
         DAILY_TOP.c.feature, DAILY_TOP.c.day, DAILY_TOP.c.device_id, DAILY_TOP.c.value, DAILY_TOP.c.at
     ).subquery("d")
     return queries.ranked_maxima(rows, ["feature", "day"])
+
+
+def view_columns(name: str) -> sa.ColumnCollection:
+    """The columns of a view: its SQL depends on the features present, its columns do not."""
+    return (top_view([], "now", "") if name == TOP_VIEW else daily_view()).selected_columns
 
 
 def _sql(select: sa.Executable, engine: sa.Engine) -> str:

@@ -34,6 +34,17 @@ METER_MINUTES_SCHEMA = pa.schema(
         pa.field("voltage_max_at", pa.timestamp("us", tz="UTC"), nullable=False),
     ]
 )
+METER_MINUTES_COLUMNS = {
+    "minute": "Start of the UTC minute",
+    "device_id": "Device the meter belongs to (its place in the fleet)",
+    "meter_id": "Meter id as the files spell it",
+    "readings": "Readings of the meter in the minute",
+    "zero_readings": "Of those, readings flagged zero",
+    "power_kw_max": "Highest power in the minute (kW)",
+    "power_kw_max_at": "When the meter first reached it",
+    "voltage_max": "Highest voltage in the minute (V)",
+    "voltage_max_at": "When the meter first reached it",
+}
 METER_POWER = Feature(
     "meter_power_kw",
     "meter_minutes",

@@ -65,7 +65,7 @@ def ranked_maxima(rows: sa.Subquery, groups: list[str] = ()) -> sa.Select:
         .label("rn"),
     ).subquery("best")
     order = (best.c.value.desc(), best.c.device_id.asc(), best.c.at.asc())
-    place = sa.func.row_number().over(partition_by=[best.c[g] for g in groups] or None, order_by=order)
+    place = sa.func.row_number(type_=sa.Integer).over(partition_by=[best.c[g] for g in groups] or None, order_by=order)
     return sa.select(
         *(best.c[g] for g in groups), place.label("place"), best.c.device_id, best.c.value, best.c.at
     ).where(best.c.rn == 1)

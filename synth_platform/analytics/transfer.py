@@ -62,6 +62,12 @@ def schema_from_meta(meta: list[dict], spec: TransferSpec) -> pa.Schema:
     return pa.schema(fields)
 
 
+def column_descriptions(spec: TransferSpec) -> dict[str, str]:
+    """What the pulled table's own columns mean; the others are the pipe's."""
+    described = {k: f"Part of the upsert key ({', '.join(spec.key)})" for k in spec.key}
+    return {**described, spec.time_column: f"Event time; the watermark is its newest value pulled ({spec.pipe})"}
+
+
 def table_for(spec: TransferSpec, schema: pa.Schema) -> sa.Table:
     return sql_table(spec.table, schema, primary_key=spec.key, indexes=[[spec.time_column]])
 

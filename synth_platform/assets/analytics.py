@@ -10,13 +10,14 @@ import sqlalchemy as sa
 from synth_platform.analytics import loadtest, plots, report, transfer
 from synth_platform.analytics.features import features as platform_features
 from synth_platform.analytics.features import histogram_edges
-from synth_platform.analytics.live_tables import LiveAnalytics
-from synth_platform.analytics.meter_minutes import METER_POWER, write_day
+from synth_platform.analytics.live_tables import COLUMN_DESCRIPTIONS, HISTOGRAMS, TOP_VIEW, LiveAnalytics, view_columns
+from synth_platform.analytics.meter_minutes import METER_MINUTES_COLUMNS, METER_MINUTES_SCHEMA, METER_POWER, write_day
 from synth_platform.analytics.queries import POWER_USAGE, Feature
 from synth_platform.analytics.results import top_table
 from synth_platform.assets.common import (
     IN_FLIGHT,
     Stopwatch,
+    column_schema,
     daily_partitions,
     markdown_preview,
     provenance,
@@ -63,6 +64,7 @@ def _meter_minutes(platform: PlatformSpec, kinds: set[str], live: LiveAnalytics)
         partitions_def=daily_partitions(platform.world),
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetKey("meter_readings")],
+        metadata={"dagster/column_schema": column_schema(METER_MINUTES_SCHEMA, METER_MINUTES_COLUMNS)},
         description="The delivered meter files of each day folded into one row per meter and minute (readings, "
         "zero readings, max power and voltage and when they happened), so SQL analytics can rank meters.",
     )
@@ -89,6 +91,7 @@ def _meter_minutes(platform: PlatformSpec, kinds: set[str], live: LiveAnalytics)
                 target=f"{database.redacted_url} table {METER_MINUTES}",
                 preview=data,
                 files_read=dg.MetadataValue.int(files),
+                **{"dagster/table_name": database.qualified_name(METER_MINUTES)},
             )
         )
 
@@ -117,6 +120,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
 
     @dg.asset(
         **daily,
+        metadata={"dagster/column_schema": column_schema(view_columns(TOP_VIEW), COLUMN_DESCRIPTIONS)},
         description=f"Top {spec.top_n} devices per feature by their maximum reading (and when it happened): all "
         "time, past hour, past minute and each day of the run, computed in SQL. The streams keep the views "
         "`top_devices` and `top_devices_daily` current; this rebuilds the run's days of their rollups.",
@@ -144,11 +148,13 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
                 "window": dg.MetadataValue.text(str(run_window(context))),
                 "duration_s": dg.MetadataValue.float(round(clock.seconds, 3)),
                 "target": dg.MetadataValue.text(database.redacted_url),
+                "dagster/table_name": dg.MetadataValue.text(database.qualified_name(TOP_VIEW)),
             }
         )
 
     @dg.asset(
         **daily,
+        metadata={"dagster/column_schema": column_schema(HISTOGRAMS.columns, COLUMN_DESCRIPTIONS)},
         description="Per device over the run's days: readings per value bucket (edges from config/analytics.yaml) "
         "and status (reported vs missing intervals); the hourly load profile per building type as a plot. Per day, "
         "the streams keep the tables `device_histograms` and `device_status` current.",
@@ -173,6 +179,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
         if POWER_USAGE in present(database) and report.has_table(database, "device_metadata"):
             metadata.update(_load_profile(database, window, 3600 / power.usage.interval_seconds))
         metadata["window"] = dg.MetadataValue.text(str(window))
+        metadata["dagster/table_name"] = dg.MetadataValue.text(database.qualified_name(HISTOGRAMS.name))
         metadata["duration_s"] = dg.MetadataValue.float(round(clock.seconds, 3))
         return dg.MaterializeResult(metadata=metadata)
 
@@ -234,7 +241,12 @@ def _pulled(cfg: TransferSpec, kinds: set[str]) -> dg.AssetsDefinition:
             return dg.MaterializeResult(metadata=meta)
         result = transfer.pull(tinybird, database, cfg, watermark)
         count = sa.select(sa.func.count()).select_from(sa.table(cfg.table))
-        total = database.scalar(count) if report.has_table(database, cfg.table) else 0
+        exists = report.has_table(database, cfg.table)
+        total = database.scalar(count) if exists else 0
+        if exists:  # the columns the pipe delivered, as the database holds them
+            columns = sa.Table(cfg.table, sa.MetaData(), autoload_with=database.engine).columns
+            meta["dagster/column_schema"] = column_schema(columns, transfer.column_descriptions(cfg))
+            meta["dagster/table_name"] = dg.MetadataValue.text(database.qualified_name(cfg.table))
         context.log.info(f"{result.rows} rows in {result.pages} pages from {result.start} to {result.end}")
         meta.update(
             {

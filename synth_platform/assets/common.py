@@ -1,12 +1,13 @@
 """What every domain's assets share: the daily partitions, provenance metadata, previews."""
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import dagster as dg
 import pyarrow as pa
+import sqlalchemy as sa
 
 from synth_platform import __version__
 from synth_platform.specs.world import WorldSpec
@@ -80,15 +81,16 @@ def closed_part(day: Window, step_seconds: int, now: datetime | None = None) -> 
     return day if end_s == day.end_s else Window(day.start, datetime.fromtimestamp(end_s, tz=UTC))
 
 
-def column_schema(schema: pa.Schema, descriptions: dict[str, str]) -> dg.TableSchema:
-    """dagster/column_schema of a table: its columns' names and types, with the descriptions the spec gives."""
+def column_schema(schema: pa.Schema | Iterable[sa.ColumnElement], descriptions: dict[str, str]) -> dg.TableSchema:
+    """dagster/column_schema of a table or view: its columns' names and types (an Arrow schema, or SQLAlchemy
+    columns for what SQL defines), with the descriptions the spec or the module gives."""
     return dg.TableSchema(
         columns=[
             dg.TableColumn(
                 f.name,
                 str(f.type),
                 description=descriptions.get(f.name),
-                constraints=dg.TableColumnConstraints(nullable=f.nullable),
+                constraints=dg.TableColumnConstraints(nullable=getattr(f, "nullable", True)),
             )
             for f in schema
         ]
@@ -102,6 +104,12 @@ def check_scope(live: bool, windows: list[Window | None]) -> dict[str, object]:
         return {"scope": dg.MetadataValue.text("table")}
     scope = "window" if live else "day"
     return {"scope": dg.MetadataValue.text(scope), "checked": markdown_list([str(w) for w in windows])}
+
+
+def uri_metadata(uri: str | None) -> dict[str, object]:
+    """dagster/uri of a target addressed by URI (a Delta table, a Tinybird data source, a bucket prefix); the
+    sinks' `public_uri` never holds a credential. Nothing for a database table, which dagster/table_name names."""
+    return {"dagster/uri": dg.MetadataValue.text(uri)} if uri else {}
 
 
 def markdown_list(items: list[str], limit: int = 50) -> dg.MetadataValue:

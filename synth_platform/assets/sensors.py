@@ -15,6 +15,7 @@ from synth_platform.assets.common import (
     markdown_list,
     provenance,
     run_window,
+    uri_metadata,
     windows_to_write,
 )
 from synth_platform.sinks.database import DatabaseResource
@@ -83,6 +84,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
             extra["tinybird_rows"] = dg.MetadataValue.int(delivered.rows)
             extra["tinybird_quarantined_rows"] = dg.MetadataValue.int(delivered.quarantined_rows)
             extra["tinybird_target"] = dg.MetadataValue.text(tinybird.target(READINGS_DATASOURCE))
+            extra.update(uri_metadata(tinybird.public_uri(READINGS_DATASOURCE)))
         yield dg.MaterializeResult(
             asset_key=STREAM,
             metadata=provenance(

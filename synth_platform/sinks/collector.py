@@ -10,13 +10,13 @@ carries its `message_id` so the collector can drop the copy.
 from __future__ import annotations
 
 import functools
-from urllib.parse import urlsplit
 
 import dagster as dg
 import httpx
 from pydantic import Field
 
 from synth_platform.sinks.http_retry import HttpTargetError, RetryPolicy, send_checked
+from synth_platform.sinks.uris import without_credentials
 
 CONTENT_TYPES = {"ndjson": "application/x-ndjson", "json": "application/json"}
 
@@ -51,8 +51,7 @@ class CollectorResource(dg.ConfigurableResource):
     @property
     def target(self) -> str:
         """The URL without credentials or query (which may hold a key)."""
-        parts = urlsplit(self.url)
-        return f"{parts.scheme}://{parts.hostname}{f':{parts.port}' if parts.port else ''}{parts.path}"
+        return without_credentials(self.url)
 
     def post_batch(self, payloads: list[bytes], body: str) -> int:
         """POST one batch of messages (retrying 429 and 5xx); returns the requests it took."""

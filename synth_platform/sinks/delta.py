@@ -21,6 +21,7 @@ import pyarrow.dataset as ds
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from pydantic import Field
 
+from synth_platform.sinks.uris import without_credentials
 from synth_platform.world.windows import Window
 
 
@@ -84,6 +85,11 @@ class DeltaResource(dg.ConfigurableResource):
         if self.is_remote:
             return f"{self.root.rstrip('/')}/{table}"
         return str(Path(self.root).expanduser().resolve() / table)
+
+    def public_uri(self, table: str) -> str:
+        """The table's URI as metadata shows it (dagster/uri): file:// for a local folder, never a credential."""
+        uri = self.uri(table)
+        return without_credentials(uri) if self.is_remote else Path(uri).as_uri()
 
     def exists(self, table: str) -> bool:
         # Not DeltaTable.is_deltatable: it holds the GIL while it waits on the object store, which stalls a store

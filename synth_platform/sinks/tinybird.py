@@ -30,6 +30,7 @@ from pydantic import Field
 
 from synth_platform.sinks.compression import gzip_member
 from synth_platform.sinks.http_retry import HttpTargetError, RetryPolicy, send_checked
+from synth_platform.sinks.uris import without_credentials
 from synth_platform.world.windows import Window, utc
 
 _SQL_TIME = "%Y-%m-%d %H:%M:%S"
@@ -140,6 +141,13 @@ class TinybirdResource(dg.ConfigurableResource):
         if self.uses_outbox:
             return f"outbox {Path(self.outbox_dir) / datasource}"
         return f"tinybird {self.api_url} data source {datasource}"
+
+    def public_uri(self, datasource: str) -> str:
+        """Where a data source lives, as metadata shows it (dagster/uri): its Data Sources API address (never the
+        token), or its outbox folder."""
+        if self.uses_outbox:
+            return (Path(self.outbox_dir).expanduser().resolve() / datasource).as_uri()
+        return f"{without_credentials(self.api_url).rstrip('/')}/v0/datasources/{datasource}"
 
     # -- Events API ---------------------------------------------------------------------------------------------
 

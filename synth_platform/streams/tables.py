@@ -71,6 +71,12 @@ class TableTarget:
         """The table's folder in the bucket (Parquet target)."""
         return parquet_stream(self.name)
 
+    def uri(self) -> str | None:
+        """The target's address without credentials (a Delta table, a Parquet prefix); None for a database table."""
+        if self.on_parquet:
+            return self.bucket.uri(self.stream + "/")
+        return self.delta.public_uri(self.name) if self.on_delta else None
+
     def describe(self) -> str:
         if self.on_parquet:
             return f"parquet {self.bucket.uri(self.stream + '/')}"
