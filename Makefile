@@ -27,9 +27,10 @@ $(DAGSTER_HOME)/dagster.yaml: deploy/local/dagster.yaml
 run: install
 	$(BIN)/python -m synth_platform demo
 
-# DG_DEV_ARGS passes options to `dg dev` (e.g. `-p 3001`).
+# DG_DEV_ARGS passes options to `dg dev` (e.g. `-p 3001`). The wrapper turns a SIGTERM (which make passes on to
+# it alone) into Ctrl-C for the whole process group, so every process stops at once.
 dev: install
-	$(BIN)/dg dev $(DG_DEV_ARGS)
+	$(BIN)/python -m synth_platform dev $(DG_DEV_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -1,6 +1,7 @@
 """End to end under the real `dagster dev` (webserver + daemon) on a temp DAGSTER_HOME: the live sensors' runs append
 each minute's rows to SQLite (power_usage) and the local bucket (meter_readings), a two-day partition backfill
-launched over GraphQL as the UI does completes with exactly the world's rows, and everything shuts down cleanly."""
+launched over GraphQL as the UI does completes with exactly the world's rows, and every process is gone within 30 s
+of Ctrl-C or of a SIGTERM to what `make dev` runs."""
 
 import contextlib
 import os
@@ -61,13 +62,14 @@ query LiveRuns($stream: String!) {
 
 
 class Dev:
-    """`dg dev` (what `make dev` runs) in its own process group, talking GraphQL to its webserver."""
+    """What `make dev` runs (`dg dev` behind the wrapper that turns SIGTERM into Ctrl-C) in its own process group,
+    talking GraphQL to its webserver."""
 
     def __init__(self, env: dict[str, str], log: Path):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.log = log
-        cmd = [str(Path(sys.executable).parent / "dg"), "dev", "-h", "127.0.0.1", "-p", str(self.port)]
+        cmd = [sys.executable, "-m", "synth_platform", "dev", "-h", "127.0.0.1", "-p", str(self.port)]
         self.proc = subprocess.Popen(
             cmd, cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
         )
@@ -94,19 +96,38 @@ class Dev:
     def tail(self, lines: int = 60) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
-    def stop(self) -> int:
-        """SIGINT like Ctrl-C; returns the exit code, after every process of the group has gone."""
-        os.killpg(self.proc.pid, signal.SIGINT)
-        code = self.proc.wait(timeout=60)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
+    def group(self) -> list[str]:
+        """The live processes of its process group (pid and command line)."""
+        found = []
+        for proc in Path("/proc").glob("[0-9]*"):
             try:
-                os.killpg(self.proc.pid, 0)
-            except ProcessLookupError:
+                state, _, group = (proc / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+                command = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except (FileNotFoundError, ProcessLookupError):
+                continue  # gone meanwhile
+            if int(group) == self.proc.pid and state != "Z":
+                found.append(f"{proc.name} {command[:160]}")
+        return found
+
+    def stop(self, sig: signal.Signals) -> int:
+        """Ctrl-C (SIGINT to the whole group, as a terminal sends it) or SIGTERM to the top process alone (as
+        `kill` or make passes it on); returns the exit code once every process of the group has gone, which must
+        be within 30 s."""
+        started = time.monotonic()
+        if sig == signal.SIGINT:
+            os.killpg(self.proc.pid, sig)
+        else:
+            self.proc.send_signal(sig)
+        code = None
+        while time.monotonic() - started < 30:
+            code = self.proc.poll() if code is None else code
+            if code is not None and not self.group():
+                print(f"stopped by {sig.name} in {time.monotonic() - started:.1f}s")
                 return code
-            time.sleep(0.5)
+            time.sleep(0.25)
+        left = self.group()
         os.killpg(self.proc.pid, signal.SIGKILL)
-        raise AssertionError("processes of dagster dev were still alive 30s after it exited")
+        raise AssertionError(f"30 s after {sig.name}, still running:\n" + "\n".join(left) + f"\n{self.tail()}")
 
 
 def wait_for(what: str, predicate, timeout: float, dev: Dev, every: float = 2.0):
@@ -150,22 +171,40 @@ class Targets:
         return manifest is not None and manifest["rows"] == meter_rows(self.meters, self.seed, w) > 0
 
 
+def dev_env(tmp_path: Path, config_dir: Path, data_dir: Path) -> dict[str, str]:
+    """A temp DAGSTER_HOME with the local instance config, the test's config/ and data folder."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(LOCAL_INSTANCE_YAML, home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(home), "SYNTH_CONFIG_DIR": str(config_dir),
+           "SYNTH_DATA_DIR": str(data_dir), "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}  # fmt: skip
+    for name in ("SYNTH_DATABASE_URL", "SYNTH_BUCKET_URL"):
+        env.pop(name, None)
+    return env
+
+
+def test_ctrl_c_stops_dev_with_a_live_run_going(tmp_path, config_dir, _data_dir):
+    """The SIGTERM case ends the test below; this is Ctrl-C, as soon as the first live run is on its way."""
+    power_platform(config_dir, interval_minutes=1, devices=20, initial_cursor=2, min_interval_seconds=5)
+    dev = Dev(dev_env(tmp_path, config_dir, _data_dir), tmp_path / "dagster_dev.log")
+    try:
+        dev.wait_until_up(timeout=120)
+        wait_for("the first live run", lambda: dev.graphql(LIVE_RUNS, stream="power_usage")["runsOrError"]["results"],
+                 120, dev, every=0.5)  # fmt: skip
+    finally:
+        code = dev.stop(signal.SIGINT)
+    assert code in (0, 128 + signal.SIGINT), dev.tail()
+
+
 def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _data_dir):
     edit_yaml(config_dir / "meters.yaml", **{"fleet.count": 20, "live_slice_minutes": 1})
     platform = power_platform(config_dir, interval_minutes=1, devices=20, initial_cursor=2, min_interval_seconds=5)
     edit_yaml(config_dir / "world.yaml", domains=["power", "meters"])
     platform = load_platform(config_dir)
     targets = Targets(platform, _data_dir)
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(LOCAL_INSTANCE_YAML, home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(home), "SYNTH_CONFIG_DIR": str(config_dir),
-           "SYNTH_DATA_DIR": str(_data_dir), "VIRTUAL_ENV": str(Path(sys.executable).parents[1])}  # fmt: skip
-    for name in ("SYNTH_DATABASE_URL", "SYNTH_BUCKET_URL"):
-        env.pop(name, None)
     started = datetime.now(UTC)
 
-    dev = Dev(env, tmp_path / "dagster_dev.log")
+    dev = Dev(dev_env(tmp_path, config_dir, _data_dir), tmp_path / "dagster_dev.log")
     try:
         dev.wait_until_up(timeout=120)
 
@@ -215,8 +254,8 @@ def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _da
             assert windows[-1].end > first[stream][-1].end
             assert all(a.end <= b.start for a, b in zip(windows, windows[1:], strict=False))
     finally:
-        code = dev.stop()
-    assert code in (0, -signal.SIGINT), dev.tail()
+        code = dev.stop(signal.SIGTERM)  # with live runs going on
+    assert code in (0, 128 + signal.SIGINT), dev.tail()
     raised = [line for line in dev.log.read_text(errors="replace").splitlines() if re.search(r"\w+Warning\b", line)]
     assert not raised, "dg dev logged warnings:\n" + "\n".join(raised)
 
