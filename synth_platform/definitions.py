@@ -29,12 +29,19 @@ warnings.filterwarnings(
 
 
 # main_job runs every domain at once: its step processes fork from a server that has already imported the code
-# location, so a step starts in milliseconds instead of re-importing Dagster, pyarrow and the domains (seconds
+# location and the instance's storage modules (which `import dagster` leaves out and every step needs: half a
+# second each), so a step starts in milliseconds instead of re-importing Dagster, pyarrow and the domains (seconds
 # each on a small machine). Everything else (a partition materialized from the UI or `dg launch`, a backfill
 # run, the daily close) runs its steps in the run's own process: an asset's checks run inside its step, so a
 # partition is one step and a second process would only add start-up time.
 PARALLEL_EXECUTOR = dg.multiprocess_executor.configured(
-    {"start_method": {"forkserver": {"preload_modules": ["synth_platform.definitions"]}}}
+    {
+        "start_method": {
+            "forkserver": {
+                "preload_modules": ["synth_platform.definitions", "dagster._core.storage.base_storage", "upath"]
+            }
+        }
+    }
 )
 
 

@@ -121,3 +121,27 @@ def test_bad_analytics_config_names_file_and_key(config_dir) -> None:
     text = str(err.value)
     assert "analytics.yaml: histogram_edges: power_usage_kwh: edges must be a non-empty, strictly increasing" in text
     assert "analytics.yaml: load_test.concurrency: Input should be greater than or equal to 1" in text
+
+
+def test_top_devices_rebuilds_only_the_rollups_its_run_did_not_write(config_dir, sqlite_url, monkeypatch, instance):
+    edit_yaml(config_dir / "world.yaml", domains=["power"], start_date="2026-02-01")
+    edit_yaml(config_dir / "power.yaml", **{"devices.count": 9, "usage.interval_minutes": 30})
+    monkeypatch.setenv("SYNTH_DATABASE_URL", sqlite_url)
+    assert run_days(build_definitions(load_platform(config_dir)), instance, DAYS[0]).success  # no analytics yet
+    db = DatabaseResource(url=sqlite_url)
+    daily_top = "SELECT COUNT(*) FROM device_daily_top WHERE feature = 'power_usage_kwh' AND day = :day"
+
+    edit_yaml(config_dir / "world.yaml", domains=["power", "analytics"])
+    defs = build_definitions(load_platform(config_dir))
+    alone = defs.resolve_implicit_global_asset_job_def().get_subset(asset_selection={dg.AssetKey("top_devices")})
+    result = alone.execute_in_process(instance=instance, partition_key=DAYS[0])
+    assert result.success and "rebuilding the rollups of ['power_usage']" in logged(instance, result.run_id)
+    assert db.scalar(daily_top, {"day": DAYS[0]}) == 9  # each device's maximum of the day
+
+    result = run_days(defs, instance, DAYS[1])  # the stream's own step refreshed its rollups
+    assert result.success and "rebuilding the rollups of no table" in logged(instance, result.run_id)
+    assert db.scalar(daily_top, {"day": DAYS[1]}) == 9
+
+
+def logged(instance, run_id: str) -> str:
+    return "\n".join(e.user_message for e in instance.all_logs(run_id))

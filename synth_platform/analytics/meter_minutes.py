@@ -4,17 +4,20 @@ Why an aggregate instead of the readings: a meter reads every 10 s, so the raw r
 and day (8.6 billion a day for a million meters), while top devices needs each meter's maximum and when it
 happened, which a minute row keeps exactly (`*_max`, `*_max_at`: the earliest time of the maximum). Histograms of
 meter features count one value per meter-minute (its maximum), and a minute counts as reported when the meter
-sent any reading in it. Folding is associative, so files of one day (continuation parts included) are folded one
-at a time and the partial results folded again: memory is one file plus the day's minute rows (1,440 per meter).
+sent any reading in it. Folding is associative, so files of one day (continuation parts included) are folded a few
+at a time and the partial results folded again: memory is a few files plus the day's minute rows (1,440 per meter).
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
 
 from synth_platform.analytics.queries import Feature
+from synth_platform.pipelining import ordered
 from synth_platform.sinks.database import DatabaseResource, WriteResult
 from synth_platform.sinks.files import BucketResource
 from synth_platform.sinks.sql_schema import sql_table
@@ -128,13 +131,20 @@ def combine(parts: list[pl.DataFrame], meter_ids: pa.Array) -> pa.Table:
     return folded.sort("minute", "device_id").to_arrow().select(METER_MINUTES_SCHEMA.names).cast(METER_MINUTES_SCHEMA)
 
 
-def write_day(
-    bucket: BucketResource, database: DatabaseResource, meter_ids: pa.Array, day: Window
-) -> tuple[WriteResult, int, pa.Table]:
-    """Replace a day of meter_minutes with the day's delivered files, folded one at a time. Returns what the
-    database wrote, the files read and the day's minute rows."""
-    database.ensure_table(METER_MINUTES_TABLE)
+def fold_day(bucket: BucketResource, meter_ids: pa.Array, day: Window) -> tuple[pa.Table, int]:
+    """A day's minute rows from its delivered files, each read and folded on a small pool (Arrow's JSON reader and
+    polars release the GIL), and the files read."""
     _, manifests, _ = window_manifests(bucket, day)
     names = [prefix + f["name"] for prefix, body in manifests for f in body["files"]]
-    data = combine([fold_readings(read_table(bucket, name)) for name in names], meter_ids)
-    return database.replace_window(METER_MINUTES_TABLE, data, "minute", day), len(names), data
+    parts = ordered(functools.partial(_fold_file, bucket, name) for name in names)
+    return combine(list(parts), meter_ids), len(names)
+
+
+def _fold_file(bucket: BucketResource, name: str) -> pl.DataFrame:
+    return fold_readings(read_table(bucket, name))
+
+
+def write_day(database: DatabaseResource, data: pa.Table, day: Window) -> WriteResult:
+    """Replace a day of meter_minutes with its minute rows."""
+    database.ensure_table(METER_MINUTES_TABLE)
+    return database.replace_window(METER_MINUTES_TABLE, data, "minute", day)

@@ -2,7 +2,9 @@
 (daily, downstream of the streams), the Tinybird pipes pulled into the database on a sensor, and the
 `query_load_test` job."""
 
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from functools import partial
 
 import dagster as dg
 import sqlalchemy as sa
@@ -11,7 +13,13 @@ from synth_platform.analytics import loadtest, plots, report, transfer
 from synth_platform.analytics.features import features as platform_features
 from synth_platform.analytics.features import histogram_edges
 from synth_platform.analytics.live_tables import COLUMN_DESCRIPTIONS, HISTOGRAMS, TOP_VIEW, LiveAnalytics, view_columns
-from synth_platform.analytics.meter_minutes import METER_MINUTES_COLUMNS, METER_MINUTES_SCHEMA, METER_POWER, write_day
+from synth_platform.analytics.meter_minutes import (
+    METER_MINUTES_COLUMNS,
+    METER_MINUTES_SCHEMA,
+    METER_POWER,
+    fold_day,
+    write_day,
+)
 from synth_platform.analytics.queries import POWER_USAGE, Feature
 from synth_platform.analytics.results import top_table
 from synth_platform.assets.common import (
@@ -23,6 +31,7 @@ from synth_platform.assets.common import (
     provenance,
     run_window,
 )
+from synth_platform.pipelining import WORKERS, prefetched
 from synth_platform.resources import data_dir
 from synth_platform.sinks.database import DatabaseResource
 from synth_platform.sinks.files import BucketResource
@@ -40,6 +49,9 @@ LOAD_TEST_JOB = "query_load_test"
 TRANSFER_JOB = "tinybird_transfer"
 TRANSFER_TAG = "synth/transfer"
 METER_MINUTES = METER_POWER.table_name
+# meter_minutes and top_devices end the longest chain of main_job (meter files, their minutes, the rankings over
+# every stream): when a parallel run has a free slot and several steps ready, these go first.
+LONGEST_CHAIN = {"dagster/priority": "5"}
 
 
 def markdown(table, empty: str = "_no readings in this window_") -> str:
@@ -64,6 +76,7 @@ def _meter_minutes(platform: PlatformSpec, kinds: set[str], live: LiveAnalytics)
         partitions_def=daily_partitions(platform.world),
         backfill_policy=dg.BackfillPolicy.single_run(),
         deps=[dg.AssetKey("meter_readings")],
+        op_tags=LONGEST_CHAIN,
         metadata={"dagster/column_schema": column_schema(METER_MINUTES_SCHEMA, METER_MINUTES_COLUMNS)},
         description="The delivered meter files of each day folded into one row per meter and minute (readings, "
         "zero readings, max power and voltage and when they happened), so SQL analytics can rank meters.",
@@ -75,8 +88,9 @@ def _meter_minutes(platform: PlatformSpec, kinds: set[str], live: LiveAnalytics)
         ids = id_strings(id_numbers(seed, spec.fleet.count, spec.fleet.id_format), spec.fleet.id_format)
         rows = nbytes = files = 0
         data = None
-        for day in run_window(context).days():
-            result, read, data = write_day(bucket, database, ids, day)
+        # the next day's files are read and folded while this one is written
+        for day, (data, read) in prefetched(partial(fold_day, bucket, ids), run_window(context).days()):
+            result = write_day(database, data, day)
             live.written(database, METER_MINUTES, [day])
             rows, nbytes, files = rows + result.rows, nbytes + result.bytes, files + read
             context.log.info(f"{day.partition_key()}: {read} files -> {result.rows} meter-minutes")
@@ -120,6 +134,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
 
     @dg.asset(
         **daily,
+        op_tags=LONGEST_CHAIN,
         metadata={"dagster/column_schema": column_schema(view_columns(TOP_VIEW), COLUMN_DESCRIPTIONS)},
         description=f"Top {spec.top_n} devices per feature by their maximum reading (and when it happened): all "
         "time, past hour, past minute and each day of the run, computed in SQL. The streams keep the views "
@@ -128,18 +143,38 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     def top_devices(context: dg.AssetExecutionContext, database: DatabaseResource) -> dg.MaterializeResult:
         clock = Stopwatch()
         days = run_window(context).days()
-        metadata: dict[str, object] = {}
-        for table in dict.fromkeys(f.table_name for f in present(database)):
-            live.written(database, table, days)
-        for feature in present(database):
+        features = present(database)
+
+        # A stream's step refreshes the rollups of what it writes, so the days this run's own steps wrote (main_job,
+        # the daily close) are current; the others (written before analytics was switched on) are rebuilt.
+        written = written_in_run(context)
+        tables = dict.fromkeys(f.table_name for f in features)
+        stale = [t for t in tables if any((dg.AssetKey(t), d.partition_key()) not in written for d in days)]
+        context.log.info(f"rebuilding the rollups of {stale or 'no table'}; {sorted(set(tables) - set(stale))} current")
+
+        def rebuild() -> None:
+            for table in stale:
+                live.written(database, table, days)
+
+        def sections(feature: Feature) -> list[str]:
             end = report.anchor(database, feature, spec.relative_to)
-            sections = []
+            found = []
             for name, window in report.named_windows(end, days):
                 rows = report.top_devices(database, feature, window, spec.top_n)
                 title = f"**{name}**" + (f" `{window}`" if window else "")
-                sections.append(f"{title}\n\n{markdown(top_table(rows))}")
-            metadata[f"top_{feature.name}"] = dg.MetadataValue.md("\n\n".join(sections))
-            context.log.info(f"{feature.name}: top {spec.top_n} in {len(sections)} windows")
+                found.append(f"{title}\n\n{markdown(top_table(rows))}")
+            return found
+
+        # The report reads the readings tables, not the rollups, so it runs beside their rebuild (SQLite in WAL
+        # mode reads beside its one writer), a feature per thread.
+        with ThreadPoolExecutor(1 + WORKERS, thread_name_prefix="top_devices") as pool:
+            rebuilt = pool.submit(rebuild)
+            reports = list(pool.map(sections, features))
+            rebuilt.result()
+        metadata: dict[str, object] = {}
+        for feature, found in zip(features, reports, strict=True):
+            metadata[f"top_{feature.name}"] = dg.MetadataValue.md("\n\n".join(found))
+            context.log.info(f"{feature.name}: top {spec.top_n} in {len(found)} windows")
         return dg.MaterializeResult(
             metadata={
                 **metadata,
@@ -190,6 +225,14 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
     definitions.append(_transfer(platform, spec, kinds))
     definitions.append(_load_test(platform, spec, features))
     return dg.Definitions.merge(*definitions)
+
+
+def written_in_run(context: dg.AssetExecutionContext) -> set[tuple[dg.AssetKey, str | None]]:
+    """(asset, partition) of every materialization the run has recorded so far."""
+    of_type = dg.DagsterEventType.ASSET_MATERIALIZATION
+    records = context.instance.get_records_for_run(context.run_id, of_type=of_type).records
+    events = (r.event_log_entry.dagster_event for r in records)
+    return {(e.asset_key, e.partition) for e in events if e is not None}
 
 
 def _load_profile(database: DatabaseResource, window: Window, per_hour: float) -> dict[str, object]:
