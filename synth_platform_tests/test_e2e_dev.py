@@ -53,6 +53,10 @@ query BackfillStatus($backfillId: String!) {
     ... on PythonError { message }
   }
 }"""
+FRESHNESS = """
+query Freshness($path: [String!]!) {
+  assetNodeOrError(assetKey: {path: $path}) { ... on AssetNode { freshnessStatusInfo { freshnessStatus } } }
+}"""
 LIVE_RUNS = """
 query LiveRuns($stream: String!) {
   runsOrError(filter: {tags: [{key: "synth/live_stream", value: $stream}]}) {
@@ -247,6 +251,13 @@ def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _da
                 assert targets.delivered(stream, Window.for_day(day)), f"{stream} {day}"
 
         browse(dev, days[0], targets, tmp_path)
+
+        # the daemon's freshness loop judged each live stream (what the UI's freshness badge shows): fresh
+        def fresh() -> bool:
+            states = [dev.graphql(FRESHNESS, path=[s])["assetNodeOrError"]["freshnessStatusInfo"] for s in STREAMS]
+            return all(state and state["freshnessStatus"] == "HEALTHY" for state in states)
+
+        wait_for("every stream judged fresh", fresh, 90, dev)
 
         # the streams keep appending: a third window, requested by a later tick, arrives by itself
         later = wait_for("a window from a later tick", lambda: delivered(3), 150, dev)

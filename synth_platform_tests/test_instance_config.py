@@ -43,6 +43,7 @@ def test_local_instance_keeps_everything_under_dagster_home(tmp_path):
         assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
         assert instance.run_retries_enabled and instance.run_retries_max_retries >= 1
         assert instance.run_monitoring_enabled
+        assert "FRESHNESS_DAEMON" in instance.get_required_daemon_types()  # evaluates the live streams' policies
         limits = queue_limits(instance)
         assert limits["dagster/backfill"] < limits["max"], "a backfill must leave slots for live runs"
         assert limits["synth/live_stream"] >= 1
@@ -79,7 +80,7 @@ def test_production_instance_stores_runs_cursors_and_events_in_postgres(pg_insta
     job = defs.resolve_job_def("live_power_usage")
     for request in tick.run_requests:
         assert run_request(job, instance, request).success
-    assert instance.freshness_enabled  # the daemon runs its freshness loop
+    assert "FRESHNESS_DAEMON" in instance.get_required_daemon_types()
     assert freshness_state(defs, instance, dg.AssetKey("power_usage")) == FreshnessState.PASS
 
     engine = sa.create_engine(postgres_url)
