@@ -28,7 +28,7 @@ def clocked_definitions(platform: PlatformSpec, clock: Clock) -> dg.Definitions:
     built = [REGISTRY[name].build(platform, "sqlite") for name in platform.world.domains]
     resources = build_resources(platform.world.targets, platform.config_dir / "world.yaml")
     domains = dg.Definitions.merge(*built, dg.Definitions(resources=resources))
-    return dg.Definitions.merge(domains, automation.build(platform, domains, clock))
+    return automation.build(platform, domains, clock)
 
 
 def latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> dict:
