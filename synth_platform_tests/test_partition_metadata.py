@@ -8,6 +8,7 @@ import json
 import re
 
 import dagster as dg
+import deltalake
 import pytest
 import sqlalchemy as sa
 
@@ -118,6 +119,10 @@ def test_range_runs_of_the_estore_a_table_and_sharded_meters_show_each_days_own_
         for key in (EVENTS, ORDERS, METERS):
             assert _days_in(latest(instance, key, day)["preview"]) == {day}, key
     assert len(set(held["estore_events"])) > 1  # days differ: no partition shows another's (or the range's)
+    # dagster/uri addresses what was written: the outbox folder of the events, the Delta table of the orders
+    assert latest(instance, EVENTS, RANGE[0])["dagster/uri"] == outbox.public_uri("estore_events")
+    orders_uri = latest(instance, ORDERS, RANGE[0])["dagster/uri"]
+    assert deltalake.DeltaTable(orders_uri).to_pyarrow_dataset().count_rows() == sum(held["tables/orders"])
 
     graph = defs.resolve_asset_graph()
     first_event = json.loads(outbox.outbox_ndjson("estore_events", Window.for_day(RANGE[0])).splitlines()[0])

@@ -19,6 +19,7 @@ from synth_platform.assets.common import (
     markdown_list,
     partition_results,
     provenance,
+    uri_metadata,
     windows_to_write,
 )
 from synth_platform.sinks.database import DatabaseResource
@@ -142,6 +143,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
                 seconds=written.seconds,
                 target=tinybird.target(ds),
                 preview=events(spec, seed, written.windows[-1]).slice(0, 5),
+                **uri_metadata(tinybird.public_uri(ds)),
                 **extra,
             )
 

@@ -19,6 +19,7 @@ from synth_platform.assets.common import (
     is_live,
     partition_results,
     provenance,
+    uri_metadata,
     windows_to_write,
 )
 from synth_platform.sinks.database import DatabaseResource
@@ -108,6 +109,7 @@ def _table_asset(
                 target=target.describe(),
                 preview=pa.Table.from_batches([first]) if first is not None else None,
                 windows=dg.MetadataValue.int(len(windows)),
+                **uri_metadata(target.uri()),
             )
 
         if not append:
