@@ -14,6 +14,7 @@ from synth_platform.assets.common import LIVE_WINDOW_END_TAG, LIVE_WINDOW_START_
 from synth_platform.automation.live import KIND_TAG
 from synth_platform.automation.run_history import RUN_HISTORY_JOB
 from synth_platform_tests.live_helpers import Clock, at, freshness_state, live_definitions, power_platform
+from synth_platform_tests.runs import run_request
 
 USAGE, DEVICES = dg.AssetKey("power_usage"), dg.AssetKey("device_metadata")
 LIVE = dg.RunsFilter(tags={KIND_TAG: "live"})
@@ -28,12 +29,7 @@ def live_day(defs: dg.Definitions, instance: dg.DagsterInstance, clock: Clock, u
         data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, repository_def=repo))
         cursor = data.cursor
         for request in data.run_requests:
-            subset = job.get_subset(
-                asset_selection=set(request.asset_selection), asset_check_selection=set(request.asset_check_keys)
-            )
-            assert subset.execute_in_process(
-                instance=instance, partition_key=request.partition_key, tags=request.tags
-            ).success
+            assert run_request(job, instance, request).success
             start, end = (datetime.fromisoformat(request.tags[t]) for t in (LIVE_WINDOW_START_TAG, LIVE_WINDOW_END_TAG))
             windows += (end - start) // timedelta(minutes=5)
         clock.now += timedelta(minutes=30)
