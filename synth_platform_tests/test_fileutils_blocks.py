@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from synth_platform.fileutils.csv_to_ndjson import csv_to_ndjson
 from synth_platform.fileutils.records import FileFormatError
 from synth_platform.fileutils.split import split_file
+from synth_platform_tests.fileutils_helpers import greedy_parts
 
 ROWS = [
     ["id", "text", "n"],
@@ -45,18 +46,6 @@ def reference_ndjson(data: bytes, delimiter: str = ",") -> bytes:
     """What every row says, read by the csv module, as orjson writes it with all columns strings."""
     rows = [r for r in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline=""), delimiter=delimiter) if r]
     return b"".join(orjson.dumps(dict(zip(rows[0], r, strict=True))) + b"\n" for r in rows[1:])
-
-
-def greedy_parts(records: list[bytes], header: bytes, max_bytes: int) -> list[bytes]:
-    """The parts the splitter must write: whole records in order, each part as full as `max_bytes` allows."""
-    parts: list[bytes] = []
-    current = header
-    for r in records:
-        if len(current) + len(r) > max_bytes and current != header:
-            parts.append(current)
-            current = header
-        current += r
-    return [*parts, current]
 
 
 def split_bytes(path: Path, out: Path, max_bytes: int, **kw) -> list[bytes]:

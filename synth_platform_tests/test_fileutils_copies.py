@@ -21,19 +21,10 @@ from synth_platform.fileutils.csv_types import json_column
 from synth_platform.fileutils.range_copy import RangeCopier
 from synth_platform.fileutils.records import FileFormatError
 from synth_platform.fileutils.split import split_file
+from synth_platform_tests.fileutils_helpers import greedy_parts
 
 HEADER = b"id,text,n\r\n"
 RECORDS = [f'{i},"row {i}, with ""quotes""\r\nand a line",{i * 7}\r\n'.encode() for i in range(300)]
-
-
-def greedy_parts(records: list[bytes], header: bytes, max_bytes: int) -> list[bytes]:
-    parts, current = [], header
-    for r in records:
-        if len(current) + len(r) > max_bytes and current != header:
-            parts.append(current)
-            current = header
-        current += r
-    return [*parts, current]
 
 
 @pytest.fixture
