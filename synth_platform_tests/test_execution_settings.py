@@ -44,8 +44,8 @@ def test_celery_for_main_close_and_backfills_live_stays_in_process(monkeypatch, 
         "live_power_usage": "in_process",
     }
     main = found[MAIN_JOB]
-    tags = {n.name: dict(n.tags) for n in main.all_node_defs if n.tags}
-    assert tags == {"meter_readings": {CELERY_QUEUE_TAG: "heavy"}}
+    queues = {n.name: n.tags[CELERY_QUEUE_TAG] for n in main.all_node_defs if CELERY_QUEUE_TAG in n.tags}
+    assert queues == {"meter_readings": "heavy"}  # only the heavy step goes to its own queue
     # the executor's configured values name the variable (resolved where the executor starts), and the password
     # is nowhere in what Dagster stores of a job
     configured = main.executor_def.config_schema._invoke_user_config_fn({})["config"]
