@@ -6,6 +6,7 @@ import dagster as dg
 import deltalake
 import httpx
 import pyarrow as pa
+import pyarrow.parquet as pq
 import sqlalchemy as sa
 
 from synth_platform.definitions import MAIN_JOB, build_definitions
@@ -97,3 +98,20 @@ def test_a_delta_tables_target_uri_is_the_table_it_writes(config_dir, sqlite_url
         window = Window.for_day(DAY) if table.spec.is_append else None
         assert rows == len(world.row_ids(name, window)) > 0, name
     assert on_delta
+
+
+def test_the_fleet_and_the_sensor_readings_describe_the_columns_they_write(config_dir, instance, _data_dir):
+    edit_yaml(config_dir / "world.yaml", domains=["power", "meters", "sensors"], start_date="2026-02-01")
+    edit_yaml(config_dir / "power.yaml", **{"devices.count": 4})
+    edit_yaml(config_dir / "meters.yaml", **{"fleet.count": 4, "output.format": "parquet"})
+    edit_yaml(config_dir / "sensors.yaml", interval_seconds=600, live_window_seconds=600)
+    defs = build_definitions(load_platform(config_dir))
+    assert run_days(defs, instance, DAY).success
+    graph = defs.resolve_asset_graph()
+    (fleet_file,) = (_data_dir / "bucket" / "meter_fleet").glob("*.parquet")
+    fleet = graph.get(dg.AssetKey("meter_fleet")).metadata["dagster/column_schema"]
+    assert [(c.name, c.type) for c in fleet.columns] == [(f.name, str(f.type)) for f in pq.read_schema(fleet_file)]
+    sensors = graph.get(dg.AssetKey("device_telemetry")).metadata["dagster/column_schema"]
+    engine = DatabaseResource(url=f"sqlite:///{_data_dir / 'synth.db'}").engine
+    assert [c.name for c in sensors.columns] == [c["name"] for c in sa.inspect(engine).get_columns("device_telemetry")]
+    assert all(c.description for c in [*fleet.columns, *sensors.columns])

@@ -5,6 +5,7 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 import numpy as np
+import pyarrow as pa
 
 from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
@@ -42,7 +43,7 @@ from synth_platform.streams.meters import (
 )
 from synth_platform.world.late_slices import arrives_with, delay_slices, delivered_with
 from synth_platform.world.meter_ids import id_numbers
-from synth_platform.world.meters import READING_COLUMNS, fleet, reading_schema, readings, to_table
+from synth_platform.world.meters import FLEET_COLUMNS, READING_COLUMNS, fleet, reading_schema, readings, to_table
 from synth_platform.world.windows import Window
 
 GROUP = "meters"
@@ -60,12 +61,17 @@ def build(platform: PlatformSpec) -> dg.Definitions:
     def fleet_ids() -> np.ndarray:
         return id_numbers(seed, spec.fleet.count, spec.fleet.id_format)
 
+    def fleet_sample() -> pa.Table:
+        """One meter of the fleet (its columns, as the files hold them)."""
+        return fleet(spec, seed, np.arange(1), id_numbers(seed, 1, spec.fleet.id_format))
+
     fleet_key, readings_key = dg.AssetKey(FLEET), dg.AssetKey(READINGS)
 
     @dg.asset(
         group_name=GROUP,
         kinds=KINDS,
         description="The smart-meter fleet: meter id, and the power-world device, customer and region it measures.",
+        metadata={"dagster/column_schema": column_schema(fleet_sample().schema, FLEET_COLUMNS)},
         check_specs=[
             dg.AssetCheckSpec(
                 "ids_unique",

@@ -10,6 +10,7 @@ from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     LIVE_WINDOW_START_TAG,
     Stopwatch,
+    column_schema,
     daily_partitions,
     event_lag,
     markdown_list,
@@ -24,7 +25,7 @@ from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.specs.sensors import STREAM, SensorsSpec
 from synth_platform.streams.sensors import READINGS_DATASOURCE, rows_in, write_sensor_windows
-from synth_platform.world.sensors import expected_rows, sensor_readings
+from synth_platform.world.sensors import expected_rows, sensor_readings, sensors_columns, sensors_schema
 from synth_platform.world.windows import Window
 
 GROUP = "sensors"
@@ -47,7 +48,10 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
                 group_name=GROUP,
                 kinds={database_kind, "tinybird"} if spec.tinybird else {database_kind},
                 deps=[dg.AssetKey("device_metadata")] if platform.get("power") is not None else [],
-                metadata={LIVE_CADENCE_METADATA: spec.live_window_seconds},
+                metadata={
+                    LIVE_CADENCE_METADATA: spec.live_window_seconds,
+                    "dagster/column_schema": column_schema(sensors_schema(spec), sensors_columns(spec)),
+                },
                 description=f"Sensor readings of every device each {spec.interval_seconds}s: {features}; one "
                 f"transaction per window{tinybird_note}.",
             )

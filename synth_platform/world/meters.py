@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from synth_platform.specs.meters import MetersSpec
 from synth_platform.world import seeding
-from synth_platform.world.devices import devices
+from synth_platform.world.devices import DEVICE_COLUMNS, devices
 from synth_platform.world.load_profile import HOUR, hour_shares, hourly_energy_kwh
 from synth_platform.world.meter_ids import id_strings
 from synth_platform.world.windows import DAY_SECONDS, Window, aligned_steps
@@ -167,6 +167,9 @@ def to_table(data: Readings, id_format: str, record: str = "meter") -> pa.Table:
     if data.zero is not None:
         columns["quality"] = np.where(data.zero.ravel()[keep], QUALITY_ZERO, QUALITY_GOOD)
     return pa.table(columns)
+
+
+FLEET_COLUMNS = {"meter_id": "Meter id (the readings' meter_id)", **DEVICE_COLUMNS}
 
 
 def fleet(spec: MetersSpec, seed: int, index: np.ndarray, id_numbers: np.ndarray) -> pa.Table:

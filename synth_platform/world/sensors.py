@@ -21,6 +21,12 @@ from synth_platform.world.windows import DAY_SECONDS, Window, aligned_steps
 _YEAR_DAYS = 365.2425
 
 
+def sensors_columns(spec: SensorsSpec) -> dict[str, str]:
+    """Column descriptions: each feature's name with its unit."""
+    features = {n: f"Feature {n}" + (f", {f.unit}" if f.unit else "") for n, f in spec.features.items()}
+    return {"timestamp": "Time of the reading (UTC)", "device_id": "Device that reported", **features}
+
+
 def sensors_schema(spec: SensorsSpec) -> pa.Schema:
     return pa.schema(
         [
