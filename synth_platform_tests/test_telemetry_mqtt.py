@@ -59,9 +59,11 @@ def test_a_live_window_publishes_each_of_its_readings_once_on_its_topic(config_d
     assert len(ids) == len(expected) == len(by_id)  # one id per reading
     assert {(b["meter_id"], b["timestamp"]) for _, b in by_id.values()} == expected  # exactly the window
     assert all(topic == f"{root}/meters/{b['meter_id']}/readings" for topic, b in by_id.values())
-    assert set(next(iter(by_id.values()))[1]) == {
-        "message_id", "meter_id", "timestamp", "power_kw", "energy_kwh", "voltage"
-    }  # fmt: skip
+    # dagster/column_schema describes each message: its keys in order
+    schema = defs.resolve_asset_graph().get(dg.AssetKey("telemetry_mqtt")).metadata["dagster/column_schema"]
+    assert [c.name for c in schema.columns] == ["message_id", "meter_id", "timestamp", "power_kw", "energy_kwh",
+                                                "voltage"]  # fmt: skip
+    assert all(list(body) == [c.name for c in schema.columns] for _, body in by_id.values())
     meta = result.asset_materializations_for_node("telemetry_mqtt")[0].metadata
     assert meta["messages"].value == len(expected) and meta["bytes"].value > 0 and meta["retries"].value == 0
     assert "messages_per_s" in meta and meta["window"].value == str(WINDOW)
@@ -141,10 +143,14 @@ def test_power_devices_publish_each_usage_reading_of_a_window_once(config_dir, m
     expected = {(r["device_id"], r["timestamp"].strftime("%Y-%m-%dT%H:%M:%SZ"), r["power_usage_kwh"])
                 for r in usage.to_pylist()}  # fmt: skip
     with Subscriber(host, port, f"{root}/#") as sub:
-        live = build_definitions(platform).resolve_job_def("live_telemetry_mqtt")
+        defs = build_definitions(platform)
+        live = defs.resolve_job_def("live_telemetry_mqtt")
         assert live.execute_in_process(instance=instance, partition_key=DAY, tags=live_tags(window)).success
         ids = sub.wait_for(len(expected))
     by_id = {body["message_id"]: (topic, body) for topic, body in sub.received}
+    schema = defs.resolve_asset_graph().get(dg.AssetKey("telemetry_mqtt")).metadata["dagster/column_schema"]
+    assert all(list(body) == [c.name for c in schema.columns] for _, body in by_id.values())
+    assert all(isinstance(body["device_id"], int) for _, body in by_id.values())
     assert len(ids) == len(expected) == usage.num_rows
     assert {(b["device_id"], b["timestamp"], b["power_usage_kwh"]) for _, b in by_id.values()} == expected
     assert all(topic == f"{root}/devices/{b['device_id']}/usage" for topic, b in by_id.values())

@@ -13,6 +13,7 @@ from synth_platform.assets.common import (
     LIVE_CADENCE_METADATA,
     LIVE_WINDOW_START_TAG,
     Stopwatch,
+    column_schema,
     daily_partitions,
     event_lag,
     provenance,
@@ -24,7 +25,7 @@ from synth_platform.sinks.mqtt import MqttResource
 from synth_platform.specs import PlatformSpec
 from synth_platform.specs.loader import spec_hash
 from synth_platform.specs.telemetry import TelemetrySpec
-from synth_platform.streams.telemetry import Sent, post_window, publish_window
+from synth_platform.streams.telemetry import Sent, message_schema, post_window, publish_window
 from synth_platform.world.meter_ids import id_numbers
 from synth_platform.world.windows import Window
 
@@ -68,6 +69,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             )
         )  # fmt: skip
 
+    message_columns = column_schema(*message_schema(spec))
     assets = []
     if spec.mqtt.enabled:
         mqtt_spec = spec.mqtt
@@ -77,7 +79,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             kinds={"mqtt"},
             partitions_def=partitions,
             backfill_policy=dg.BackfillPolicy.single_run(),
-            metadata={LIVE_CADENCE_METADATA: cadence_s},
+            metadata={LIVE_CADENCE_METADATA: cadence_s, "dagster/column_schema": message_columns},
             description=f"Each {spec.source} reading as one JSON message on `{spec.topic}` (QoS {mqtt_spec.qos}), "
             "published live, window by window; message_id is deterministic per device and timestamp.",
         )
@@ -97,7 +99,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             kinds={"http"},
             partitions_def=partitions,
             backfill_policy=dg.BackfillPolicy.single_run(),
-            metadata={LIVE_CADENCE_METADATA: cadence_s},
+            metadata={LIVE_CADENCE_METADATA: cadence_s, "dagster/column_schema": message_columns},
             description=f"Each {spec.source} reading as one JSON object, POSTed to the collector in batches of "
             f"{http_spec.batch_size} ({http_spec.body}), live, window by window.",
         )

@@ -25,7 +25,7 @@ from synth_platform.specs.power import PowerSpec
 from synth_platform.specs.telemetry import TelemetrySpec
 from synth_platform.world import seeding
 from synth_platform.world.meter_ids import id_strings
-from synth_platform.world.meters import Readings, readings, slot_starts
+from synth_platform.world.meters import READING_COLUMNS, Readings, readings, slot_starts
 from synth_platform.world.power_usage import power_usage
 from synth_platform.world.windows import Window
 
@@ -113,6 +113,26 @@ def power_blocks(spec: PowerSpec, seed: int, window: Window, topic: str | None =
         ).split(b"\n")[:-1]
         names = [topic.format(device_id=int(d)) for d in device] if topic else []
         yield MessageBlock(lines, names)
+
+
+def message_schema(spec: TelemetrySpec) -> tuple[pa.Schema, dict[str, str]]:
+    """The fields of one message (the JSON object's keys in order, as Arrow types) and what each means."""
+    message_id = pa.field("message_id", pa.string(), nullable=False)
+    ts = pa.field("timestamp", pa.string(), nullable=False)
+    described = {
+        "message_id": "Deterministic per device and timestamp: a redelivered message repeats it",
+        "timestamp": "Time of the reading, ISO 8601 UTC",
+    }
+    if spec.source == "power":
+        device = pa.field("device_id", pa.int64(), nullable=False)
+        usage = pa.field("power_usage_kwh", pa.float64(), nullable=False)
+        described |= {"device_id": "Power device", "power_usage_kwh": "Energy of the device's usage interval"}
+        return pa.schema([message_id, device, ts, usage]), described
+    features = [pa.field(name, pa.float64(), nullable=False) for name in ("power_kw", "energy_kwh", "voltage")]
+    if spec.meters.faults.zero_probability > 0:  # as `reading_fields` adds it
+        features.append(pa.field("quality", pa.string(), nullable=False))
+    meter = pa.field("meter_id", pa.string(), nullable=False)
+    return pa.schema([message_id, meter, ts, *features]), {**READING_COLUMNS, **described}
 
 
 def fleet_blocks(
