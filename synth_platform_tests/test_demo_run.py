@@ -25,6 +25,13 @@ def test_demo_backfills_the_demo_window_into_embedded_targets(tmp_path, _data_di
         [sys.executable, "-m", "synth_platform", "demo"], cwd=REPO, env=env, capture_output=True, text=True, timeout=540
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # quiet: no Python warning, and no logged warning but the one saying there is no Tinybird to pull from
+    noise = [
+        line
+        for line in (done.stdout + done.stderr).splitlines()
+        if "Warning:" in line or (" - WARNING - " in line and "no TINYBIRD_TOKEN" not in line)
+    ]
+    assert noise == []
     assert f"Data is under {_data_dir}" in done.stdout
     assert f"bucket files  {_data_dir / 'bucket'}" in done.stdout
     assert f"SQL database  sqlite:///{_data_dir / 'synth.db'}" in done.stdout

@@ -192,36 +192,50 @@ class Tally:
         return written
 
 
+# Dagster's tag for an asset event's data version (a logged AssetMaterialization has no data_version argument).
+DATA_VERSION_TAG = "dagster/data_version"
+
+
 def partition_results(
     context: dg.AssetExecutionContext,
     tally: Tally,
     metadata: Callable[[Written], dict[str, object]],
     asset_key: dg.AssetKey | None = None,
     when_empty: dict[str, object] | None = None,
+    *,
+    spec_digest: str,
 ) -> list[dg.MaterializeResult | dg.AssetMaterialization]:
     """What a step reports, honest per partition. A one-partition run's result carries that partition's figures.
     Dagster records a range run's result once per partition with the same metadata, so that result only holds
     range totals, labelled as such, and an AssetMaterialization per written partition follows with the partition's
     own figures: it is the partition's latest materialization, the one its page shows. A partition the run wrote
-    nothing into says so (plus `when_empty`)."""
+    nothing into says so (plus `when_empty`).
+
+    Every event carries one data version, the generator's and the spec's: what a partition holds is a function of
+    those and the partition alone. The per-partition events repeat the result's version, so a later step of the
+    run that reads the asset finds the version it was told (Dagster warns of a mismatch otherwise)."""
     key = asset_key or context.asset_key
+    version = dg.DataVersion(f"{__version__}:{spec_digest}")
     empty = {**nothing_written(), **(when_empty or {})}
     keys = context.partition_keys
     if len(keys) == 1:
         written = tally.partitions.get(keys[0])
         meta = {**metadata(written), **event_lag(context, written.window)} if written else empty
-        return [dg.MaterializeResult(asset_key=key, metadata=meta)]
+        return [dg.MaterializeResult(asset_key=key, metadata=meta, data_version=version)]
     total = {
         "range": dg.MetadataValue.text(f"{keys[0]} .. {keys[-1]} ({len(keys)} partitions, one run)"),
         "range_rows": dg.MetadataValue.int(sum(w.rows for w in tally.partitions.values())),
         "range_bytes": dg.MetadataValue.int(sum(w.nbytes for w in tally.partitions.values())),
         "per_partition": dg.MetadataValue.text("each partition's own figures follow as its latest materialization"),
     }
-    events: list[dg.MaterializeResult | dg.AssetMaterialization] = [dg.MaterializeResult(asset_key=key, metadata=total)]
+    events: list[dg.MaterializeResult | dg.AssetMaterialization] = [
+        dg.MaterializeResult(asset_key=key, metadata=total, data_version=version)
+    ]
     for partition in keys:
         written = tally.partitions.get(partition)
         meta = metadata(written) if written else empty
-        events.append(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=meta))
+        tags = {DATA_VERSION_TAG: version.value}
+        events.append(dg.AssetMaterialization(asset_key=key, partition=partition, metadata=meta, tags=tags))
     return events
 
 

@@ -147,7 +147,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
                 **extra,
             )
 
-        yield from partition_results(context, tally, metadata, events_key)
+        yield from partition_results(context, tally, metadata, events_key, spec_digest=digest)
         selected = {k.name for k in context.selected_asset_check_keys}
         written = [w.window for w in tally.partitions.values()]
         scope = check_scope(live, written)
@@ -226,7 +226,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
                     **{"dagster/table_name": table},
                 )
 
-            yield from partition_results(context, tally, metadata)
+            yield from partition_results(context, tally, metadata, spec_digest=digest)
 
         assets.append(estore_totals)
 

@@ -222,7 +222,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                 context, bucket, lambda w, late: commit_readings_shards(bucket, spec, seed, w, digest, late)
             )
             # the op's output is the asset's result: a run's result (range totals on a range) becomes its Output
-            for event in partition_results(context, tally, metadata, readings_key, late_meta):
+            for event in partition_results(context, tally, metadata, readings_key, late_meta, spec_digest=digest):
                 is_result = isinstance(event, dg.MaterializeResult)
                 yield dg.Output(None, "result", metadata=event.metadata) if is_result else event
             yield from check_readings(context, bucket, database, tally)
@@ -337,7 +337,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             tally, metadata, late_meta = write_windows(
                 context, bucket, lambda w, late: write_readings_window(bucket, spec, seed, ids, w, digest, late)
             )
-            yield from partition_results(context, tally, metadata, when_empty=late_meta)
+            yield from partition_results(context, tally, metadata, when_empty=late_meta, spec_digest=digest)
             yield from check_readings(context, bucket, database, tally)
 
     else:

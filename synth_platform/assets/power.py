@@ -134,7 +134,7 @@ def build(platform: PlatformSpec, database_kind: str) -> dg.Definitions:
                 **{"dagster/table_name": table},
             )
 
-        yield from partition_results(context, tally, metadata)
+        yield from partition_results(context, tally, metadata, spec_digest=digest)
         yield from usage_checks(context, database, [w.window for w in tally.partitions.values()])
 
     def usage_checks(context: dg.AssetExecutionContext, database: DatabaseResource, written: list[Window]):

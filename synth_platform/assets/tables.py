@@ -129,7 +129,7 @@ def _table_asset(
         def metadata(written: Written) -> dict:
             return provenance_of(written.window, written.rows, written.nbytes, written.seconds, written.windows)
 
-        yield from partition_results(context, tally, metadata)
+        yield from partition_results(context, tally, metadata, spec_digest=digest)
         yield from _check_results(context, table, world, target, [w.window for w in tally.partitions.values()])
 
     return _asset
