@@ -19,7 +19,7 @@ def daily_partitions(world: WorldSpec) -> dg.DailyPartitionsDefinition:
     return dg.DailyPartitionsDefinition(start_date=world.start_date.isoformat(), timezone="UTC", end_offset=1)
 
 
-def run_window(context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext) -> Window:
+def run_window(context: dg.AssetExecutionContext) -> Window:
     tw = context.partition_time_window
     return Window(tw.start, tw.end)
 
@@ -59,22 +59,14 @@ def windows_to_write(context: dg.AssetExecutionContext, step_seconds: int) -> li
         if not (partition.start <= live.start and live.end <= partition.end):
             raise ValueError(f"live window {live} is outside partition {partition}")
         return list(live.split(step_seconds))
-    return [part for _, part in written_days(context, step_seconds)]
+    parts = (closed_part(day, step_seconds) for day in run_window(context).days())
+    return [part for part in parts if part is not None]
 
 
-def written_days(
-    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext, step_seconds: int
-) -> list[tuple[Window, Window]]:
-    """(day, written part) for each day of the run's partition range that has a closed step: whole closed days,
-    the open day up to its last closed step. What a partition run writes, and what its checks look at."""
-    parts = ((day, closed_part(day, step_seconds)) for day in run_window(context).days())
-    return [(day, part) for day, part in parts if part is not None]
-
-
-def closed_part(day: Window, step_seconds: int, now: datetime | None = None) -> Window | None:
+def closed_part(day: Window, step_seconds: int) -> Window | None:
     """The part of a day whose step windows have already closed: an open day is written up to now,
     never into the future. None when not even the first step has closed."""
-    now_s = int((now or datetime.now(UTC)).timestamp())
+    now_s = int(datetime.now(UTC).timestamp())
     end_s = min(day.end_s, now_s - now_s % step_seconds)
     if end_s <= day.start_s:
         return None
