@@ -149,8 +149,10 @@ def build(platform: PlatformSpec) -> dg.Definitions:
         bucket: BucketResource,
         database: DatabaseResource,
         tally: Tally,
+        ids: np.ndarray,
     ) -> Iterator[dg.AssetCheckResult]:
-        """The selected reading checks over the windows the step just wrote: live slices, or days."""
+        """The selected reading checks over the windows the step just wrote: live slices, or days (`ids`: the
+        fleet's meter ids, which the writing step has already drawn)."""
         selected = {k.name for k in context.selected_asset_check_keys}
         windows = [w for written in tally.partitions.values() for w in written.windows]
         scope = check_scope(is_live(context), windows)
@@ -171,7 +173,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                 metadata={"rows": total, **scope, "problems": markdown_list(problems)},
             )
         if "power_agreement" in selected:
-            found = power_agreement(platform, spec, bucket, database, fleet_ids(), windows)
+            found = power_agreement(platform, spec, bucket, database, ids, windows)
             yield dg.AssetCheckResult(
                 asset_key=readings_key,
                 check_name="power_agreement",
@@ -225,7 +227,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
             for event in partition_results(context, tally, metadata, readings_key, late_meta, spec_digest=digest):
                 is_result = isinstance(event, dg.MaterializeResult)
                 yield dg.Output(None, "result", metadata=event.metadata) if is_result else event
-            yield from check_readings(context, bucket, database, tally)
+            yield from check_readings(context, bucket, database, tally, fleet_ids())
 
         @dg.graph_asset(
             name=READINGS,
@@ -338,7 +340,7 @@ def build(platform: PlatformSpec) -> dg.Definitions:
                 context, bucket, lambda w, late: write_readings_window(bucket, spec, seed, ids, w, digest, late)
             )
             yield from partition_results(context, tally, metadata, when_empty=late_meta, spec_digest=digest)
-            yield from check_readings(context, bucket, database, tally)
+            yield from check_readings(context, bucket, database, tally, ids)
 
     else:
         meter_readings = sharded_readings(readings_attributes, write_windows)
