@@ -70,15 +70,11 @@ EVENT_COLUMNS = {
     "quantity": "Units carted, purchased or returned (1 for a view)",
     "session_id": "Shopping session: one per journey, another for its delayed return",
 }
+_TOTAL_COLUMNS = dict(zip(ACTIONS, ["views", "carts", "uncarts", "orders", "returns"], strict=True))
 TOTALS_COLUMNS = {
     "interval_start": "Start of the interval (UTC)",
-    "views": "Distinct view events in the interval",
-    "carts": "Distinct cart events in the interval",
-    "uncarts": "Distinct uncart events in the interval",
-    "orders": "Distinct purchase events in the interval",
-    "returns": "Distinct return events in the interval",
+    **{column: f"Distinct {action} events in the interval" for action, column in _TOTAL_COLUMNS.items()},
 }
-_TOTAL_COLUMNS = dict(zip(ACTIONS, ["views", "carts", "uncarts", "orders", "returns"], strict=True))
 
 
 def _key(seed: int, name: str) -> np.uint64:
