@@ -50,9 +50,11 @@ def dev(dg_args: list[str]) -> int:
     code servers and wait for in-flight runs that got no signal: over 30 s on a loaded machine. Make passes a
     SIGTERM on to this process only, not to the group."""
     dg = os.path.join(os.path.dirname(sys.executable), "dg")
-    child = subprocess.Popen([dg, "dev", *dg_args])
-    # After the start: the child must not inherit an ignored SIGINT. Ctrl-C reaches the whole group; this process
-    # only waits for dg dev to finish and exits with its code.
+    # A shell starts a background job (`make dev &`) with SIGINT ignored, which exec keeps: dg dev takes the default
+    # back, or the SIGINT below would stop nothing.
+    child = subprocess.Popen([dg, "dev", *dg_args], preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    # After the start, so the child does not inherit it: Ctrl-C reaches the whole group; this process only waits
+    # for dg dev to finish and exits with its code.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, lambda *_: os.killpg(0, signal.SIGINT))
     code = child.wait()

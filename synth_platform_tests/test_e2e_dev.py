@@ -69,13 +69,20 @@ class Dev:
     """What `make dev` runs (`dg dev` behind the wrapper that turns SIGTERM into Ctrl-C) in its own process group,
     talking GraphQL to its webserver."""
 
-    def __init__(self, env: dict[str, str], log: Path):
+    def __init__(self, env: dict[str, str], log: Path, background: bool = False):
+        """`background`: started as a shell starts `make dev &`, with SIGINT ignored (which exec keeps)."""
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.log = log
         cmd = [sys.executable, "-m", "synth_platform", "dev", "-h", "127.0.0.1", "-p", str(self.port)]
         self.proc = subprocess.Popen(
-            cmd, cwd=PROJECT_ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True
+            cmd,
+            cwd=PROJECT_ROOT,
+            env=env,
+            stdout=log.open("wb"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if background else None,
         )
 
     def graphql(self, query: str, **variables: object) -> dict:
@@ -208,7 +215,8 @@ def test_live_runs_and_a_ui_backfill_under_dagster_dev(tmp_path, config_dir, _da
     targets = Targets(platform, _data_dir)
     started = datetime.now(UTC)
 
-    dev = Dev(dev_env(tmp_path, config_dir, _data_dir), tmp_path / "dagster_dev.log")
+    # a background job, stopped the way one is (SIGTERM)
+    dev = Dev(dev_env(tmp_path, config_dir, _data_dir), tmp_path / "dagster_dev.log", background=True)
     try:
         dev.wait_until_up(timeout=120)
 
